@@ -51,3 +51,8 @@ class TargetFailedToStartError(ForkshareError):
 class WaitTimedOutError(ForkshareError):
     """Raised by :func:`forkshare.conformance.deadline.wait_until` when its condition did not hold
     before the deadline; the message names the condition and the time waited."""
+
+
+class PortInUseError(UsageError):
+    """Raised when the verifier is asked to start a target on a port something already listens on
+    (the verifier could not tell the target's sockets from the squatter's)."""

@@ -1,7 +1,7 @@
 """A tiny prefork server for the observer's live tests (run as a script, never imported).
 
-``python tiny_prefork.py MODE WORKERS`` binds 127.0.0.1 on an ephemeral port, forks WORKERS
-workers and prints ``PORT <n>`` once they are forked. Each worker answers a connection with its
+``python tiny_prefork.py MODE WORKERS PORT`` binds 127.0.0.1:PORT, forks WORKERS workers and
+prints ``PORT <n>`` once they are forked. Each worker answers a connection with its
 pid and a newline, then holds the connection open until the client closes it (so the observer can
 see who accepted it). Modes (ARCHITECTURE.md):
 
@@ -84,23 +84,13 @@ def fork_worker(run: Callable[[], None]) -> int:
     return pid
 
 
-def main(mode: str, workers: int) -> None:
-    port = 0
-    shared = listener() if mode != "reuseport-private" else None
-    clones = [shared] if shared is not None else []
-    if shared is not None:
-        port = shared.getsockname()[1]
-    elif mode == "reuseport-private":
-        # Reserve a port nobody else takes: bind one reuseport socket, learn the port, close it.
-        probe = listener(reuseport=True)
-        port = probe.getsockname()[1]
-        probe.close()
+def main(mode: str, workers: int, port: int) -> None:
     if mode == "reuseport":
-        assert shared is not None
-        shared.close()
-        first = listener(reuseport=True)
-        port = first.getsockname()[1]
-        clones = [first] + [listener(port, reuseport=True) for _ in range(workers - 1)]
+        clones = [listener(port, reuseport=True) for _ in range(workers)]
+    elif mode == "reuseport-private":
+        clones = []
+    else:
+        clones = [listener(port)]
     channels = []
     for index in range(workers):
         if mode == "passfd":
@@ -131,4 +121,4 @@ def main(mode: str, workers: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
