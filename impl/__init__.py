@@ -1,1 +1,4 @@
-"""The reference prefork server (Linux, stdlib only). It never imports the model: it is verified from outside."""
+"""The reference prefork server (Linux, stdlib only).
+
+It never imports the model, the proofs or the verifier: it is verified from outside, like nginx.
+"""
