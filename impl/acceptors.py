@@ -41,6 +41,7 @@ log = logging.getLogger("forkshare.impl")
 
 ACCEPT_MUTEX_DELAY: Final = 0.5  # nginx's accept_mutex_delay default (500ms)
 REORDER_EVERY: Final = 16  # ngx_reorder_accept_events
+REARM_EVERY: Final = 0.5
 ACCEPT_BATCH: Final = 4  # accepts per readiness event (nginx's multi_accept is off: 1)
 _OUT_OF_DESCRIPTORS: Final = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _PEER_GONE: Final = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM)
@@ -162,9 +163,27 @@ class ReuseportAcceptor(Acceptor):
 
 
 class ExclusiveAcceptor(Acceptor):
-    """``exclusive``: EPOLLEXCLUSIVE, re-registered every :data:`REORDER_EVERY` accepts."""
+    """``exclusive``: EPOLLEXCLUSIVE, re-registered every :data:`REORDER_EVERY` accepts.
+
+    Also re-registered every :data:`REARM_EVERY` seconds: an exclusive wake-up is consumed by
+    the first entry in the socket's wait queue even when that worker is stopped or stuck
+    (``ep_poll_callback`` reports the wake as delivered), and a level-triggered entry is only
+    re-checked when it is woken or added. ``EPOLL_CTL_ADD`` polls the socket at once, so a healthy
+    worker finds connections that a stuck sibling absorbed within that bound.
+    """
 
     epoll_flags = select.EPOLLIN | select.EPOLLEXCLUSIVE
+    next_rearm = 0.0
+
+    def arm(self, now: float) -> None:
+        """As for every strategy, plus the periodic re-registration."""
+        if self.registered and now >= self.next_rearm:
+            self._unregister()
+        super().arm(now)
+
+    def _register(self) -> None:
+        super()._register()
+        self.next_rearm = time.monotonic() + REARM_EVERY
 
     def _accepted(self, listener: Listener, sock: socket.socket, peer: tuple[str, int]) -> None:
         super()._accepted(listener, sock, peer)
