@@ -120,11 +120,23 @@ class ProcessGroup:
 
     def _kill_extra(self, pids: Iterable[int]) -> None:
         for pid in pids:
-            stat = procfs.read_stat(pid)
-            # A pid started before us is a reused number, not one of the target's processes.
-            if stat is not None and stat.starttime >= self._started_after and pid != os.getpid():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            self.signal_descendant(pid, signal.SIGKILL)
+
+    def signal_descendant(self, pid: int, signum: int) -> bool:
+        """Send ``signum`` to ``pid`` if it is still one of ours: it must have started after
+        the group did (else the number was reused by someone else's process).
+
+        Returns:
+            True when the signal was sent.
+        """
+        stat = procfs.read_stat(pid)
+        if stat is None or stat.starttime < self._started_after or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            return False
+        return True
 
     def __enter__(self) -> ProcessGroup:
         return self

@@ -1,0 +1,177 @@
+"""Running a server under ``strace -f``: start, wait until it listens, poke it, stop, read the log.
+
+:func:`run_under_strace` is the engine of ``forkshare trace``. The server runs as strace's child in
+a new process group (:class:`ProcessGroup`); the log goes to a file that is re-read while waiting,
+so the first successful ``listen()`` tells us the server is up even when we were not told its port
+and even when it daemonised. Then it makes the requested client connections (each one recorded as
+a :class:`~forkshare.conformance.client.ClientResult`), waits (bounded) for their ``accept`` calls
+to show in the log, and stops everything: SIGTERM to the master, a bounded wait for strace to see
+every tracee exit, then SIGKILL to the group and to every traced pid still alive (a daemon that
+called ``setsid()`` has left the group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from forkshare.conformance import procfs
+from forkshare.conformance.client import ClientResult, probe
+from forkshare.conformance.deadline import wait_until
+from forkshare.conformance.errors import (
+    PortInUseError,
+    TargetFailedToStartError,
+    WaitTimedOutError,
+)
+from forkshare.conformance.launch import is_listening
+from forkshare.conformance.process_group import ProcessGroup
+from forkshare.conformance.strace_log import parse_strace
+from forkshare.conformance.syscall_trace import TraceAnalysis, analyze
+
+TRACED_CALLS = (
+    "socket,setsockopt,bind,listen,clone,clone3,fork,vfork,execve,accept,accept4,"
+    "epoll_ctl,close,dup2,dup3,prctl"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TracedRun:
+    """The outcome of one run: the analysed trace, the port, and what each client saw."""
+
+    analysis: TraceAnalysis
+    port: int
+    clients: tuple[ClientResult, ...]
+    stderr: str
+
+
+def strace_argv(strace: str, log: Path, command: Sequence[str]) -> list[str]:
+    """The strace command line: follow forks (``-f``), microsecond times (``-tt``), quiet
+    about attaching (``-q``), only the socket-sharing calls, into ``log``."""
+    return [
+        strace,
+        "-f",
+        "-q",
+        "-tt",
+        "-e",
+        f"trace={TRACED_CALLS}",
+        "-o",
+        str(log),
+        "--",
+        *command,
+    ]
+
+
+def run_under_strace(
+    strace: str,
+    command: Sequence[str],
+    *,
+    port: int | None,
+    connections: int,
+    timeout: float,
+) -> TracedRun:
+    """Run ``command`` under strace until it listens, make ``connections`` clients, stop it.
+
+    Args:
+        strace: path of the strace binary.
+        command: the server command line.
+        port: the port to wait for; None to take the first port the trace shows listening.
+        connections: client connections to make once it listens (to see who accepts).
+        timeout: seconds to wait for the server to listen.
+
+    Raises:
+        PortInUseError: when ``port`` is given and something already listens on it.
+        TargetFailedToStartError: when the command (or strace) exits or never listens in time.
+    """
+    if port is not None and is_listening(port):
+        raise PortInUseError(f"something already listens on port {port}: stop it or pick another")
+    with tempfile.TemporaryDirectory(prefix="forkshare-trace-") as directory:
+        log = Path(directory) / "strace.log"
+        try:
+            group = ProcessGroup(strace_argv(strace, log, command), output_dir=directory)
+        except OSError as error:
+            raise TargetFailedToStartError(f"cannot run {strace}: {error}") from None
+        try:
+            port = _wait_listening(group, log, port, timeout)
+            clients = tuple(probe(port) for _ in range(connections))
+            _wait_accepts(log, sum(c.local is not None for c in clients))
+        finally:
+            _stop(group, log)
+        return TracedRun(_analyze(log), port, clients, group.stderr())
+
+
+def _analyze(log: Path) -> TraceAnalysis:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return analyze(parse_strace(text.splitlines()))
+
+
+def _wait_listening(group: ProcessGroup, log: Path, port: int | None, timeout: float) -> int:
+    def listening() -> int | None:
+        analysis = _analyze(log)
+        if analysis.listening:
+            found = port if port is not None else _listening_port(analysis)
+            if found is not None and is_listening(found):
+                return found
+        if not group.is_running():
+            raise TargetFailedToStartError(
+                f"{group.argv[-1]!r} exited (strace status {group.process.returncode}) before "
+                f"listening\n{_tail(group.stderr())}"
+            )
+        return None
+
+    where = f"port {port}" if port is not None else "a port"
+    try:
+        return wait_until(listening, timeout, f"the traced server listens on {where}")
+    except WaitTimedOutError as error:
+        raise TargetFailedToStartError(f"{error}\n{_tail(group.stderr())}") from None
+
+
+def _listening_port(analysis: TraceAnalysis) -> int | None:
+    """The first listening address's port; for ``bind(…, port 0)`` ask /proc which port the
+    traced processes' listening sockets got."""
+    port = int(analysis.listening[0].rpartition(":")[2] or 0)
+    if port:
+        return port
+    pids = [p.pid for p in analysis.processes]
+    return next(iter(_ports_held_by(pids)), None)
+
+
+def _ports_held_by(pids: list[int]) -> list[int]:
+    listening = {
+        row.inode: row.local.port
+        for row in procfs.read_tcp_table()
+        if row.state == procfs.TcpState.LISTEN
+    }
+    ports: list[int] = []
+    for pid in pids:
+        for link in (procfs.read_fd_links(pid) or {}).values():
+            inode = procfs.socket_inode(link)
+            if inode in listening and listening[inode] not in ports:
+                ports.append(listening[inode])
+    return ports
+
+
+def _wait_accepts(log: Path, count: int) -> None:
+    """Give the workers a bounded moment to accept the connections we made (to report them)."""
+    if count == 0:
+        return
+    # On timeout the report shows fewer accepts than connections; not a failure of the run.
+    with contextlib.suppress(WaitTimedOutError):
+        wait_until(lambda: _analyze(log).accept_count >= count, 5.0, f"{count} accepts")
+
+
+def _stop(group: ProcessGroup, log: Path, grace: float = 5.0) -> None:
+    master = _analyze(log).master
+    if master is not None:
+        group.signal_descendant(master.pid, signal.SIGTERM)
+    with contextlib.suppress(WaitTimedOutError):  # the SIGKILL below ends it anyway
+        wait_until(lambda: not group.is_running(), grace, "strace sees every tracee exit")
+    group.stop(grace=1.0, extra_pids=[p.pid for p in _analyze(log).processes])
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    tail = text.strip().splitlines()[-lines:]
+    return "its stderr:\n" + "\n".join(tail) if tail else "(its stderr was empty)"
