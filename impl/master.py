@@ -421,17 +421,19 @@ class Master:
         listening.set_mode_flags(result.opened, new.mode)
         listening.trace_listeners(self.trace, result.opened, "listen")
         logging.getLogger("forkshare").setLevel(new.log_level.upper())
-        self.options, self.listeners = new, result.listeners
-        self.noaccepting = False
-        self._start_generation()
-        self.quit_old_at = self.now + OLD_GENERATION_QUIT_DELAY
         if result.close and new.is_reuseport and not listening.migrate_req_enabled():
             log.warning(
                 "closing %d reuseport sockets resets their queued connections "
                 "(net.ipv4.tcp_migrate_req=0)",
                 len(result.close),
             )
+        # Close the removed sockets before forking, or the new generation would inherit them;
+        # the old generation holds its copies until it has quit.
         self._close_listeners(result.close)
+        self.options, self.listeners = new, result.listeners
+        self.noaccepting = False
+        self._start_generation()
+        self.quit_old_at = self.now + OLD_GENERATION_QUIT_DELAY
 
     def _upgrade(self) -> None:
         if self.stopping is not None:

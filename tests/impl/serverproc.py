@@ -176,6 +176,7 @@ class Stream:
 
     port: int
     total: int
+    rate: float = 1000.0  # requests per second, all threads together (pacing, not waiting)
     threads: int = 6
     replies: list[Reply] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -199,7 +200,11 @@ class Stream:
             return True
 
     def _run(self) -> None:
+        interval = self.threads / self.rate
+        next_start = time.monotonic()
         while self._take():
+            next_start += interval
+            time.sleep(max(0.0, next_start - time.monotonic()))
             try:
                 reply = get(self.port, timeout=10.0)
             except (OSError, ValueError, IndexError) as error:
