@@ -216,10 +216,17 @@ def parse_address(text: str) -> Address:
         return Address(_literal(host[1:-1], text, 6), int(port_text), socket.AF_INET6)
     if host in ("", "*"):
         host = "0.0.0.0"
-    try:
+    if _is_ip_literal(host):
         return Address(_literal(host, text, 4), int(port_text), socket.AF_INET)
-    except OptionsError:
-        return Address(_resolve(host, text), int(port_text), socket.AF_INET)
+    return Address(_resolve(host, text), int(port_text), socket.AF_INET)
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _literal(host: str, text: str, version: int) -> str:

@@ -1,4 +1,4 @@
-"""Test support for the reference server: start it for real, look at it through /proc, be its client.
+"""Test support for the reference server: run it for real, read /proc, be its client.
 
 Every server runs in its own session (``start_new_session=True``) and :meth:`Server.kill` kills the
 whole process group, so a failing test leaves nothing behind. Every wait polls a condition against
