@@ -27,10 +27,10 @@ class SubCommand:
 
 SUBCOMMANDS: dict[str, SubCommand] = {
     "explore": SubCommand(
-        "forkshare.model.command", "exhaustively explore the model and check every invariant"
+        "forkshare.explore", "exhaustively explore the model and check every invariant"
     ),
     "prove": SubCommand(
-        "forkshare.proofs.command", "prove the invariants with z3 for any number of workers"
+        "forkshare.prove", "prove the invariants with z3 for any number of workers"
     ),
     "serve": SubCommand("forkshare.impl.command", "run the reference prefork server (Linux)"),
     "verify": SubCommand(

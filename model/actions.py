@@ -1,0 +1,767 @@
+"""The model's actions, each a guard ``can_<name>`` and an effect ``<name>``, and the one table.
+
+Environment actions are what a client or an operator can do to a real server (connect, send a
+request, SIGKILL/SIGSTOP/SIGCONT a worker, signal the master). Internal actions are what the server
+and the kernel choose (which worker accepts, mutex acquisition, spawn, reap, exit). Every effect
+returns the tuple of possible successors; nondeterminism is explicit (the reuseport hash choice).
+
+Signals follow nginx (DOMAIN.md §1.7): HUP reload, QUIT graceful, TERM fast, USR2 upgrade. A
+master's reaction to its signal is part of the same step (masters are never stopped here); a
+worker's reaction to QUIT is a step of its own (``begin_graceful_exit``), because a stopped worker
+cannot react.
+
+Discussion:
+    *Which idle worker accepts is a free choice, not the kernel's FIFO order.* Linux wakes blocking
+    acceptors in FIFO order (K3) and EPOLLEXCLUSIVE waiters first-registered-first (K5). Modelling
+    the wait queues' order would multiply the state space by the orderings of the workers, and the
+    safety invariants do not depend on it. The model therefore lets any waiting worker accept; the
+    verifier makes the real choice controllable by stopping workers (SIGSTOP), and measures
+    fairness as a statistic, not as an invariant.
+
+    *Reload forks the new generation before it retires the old one.* nginx spawns the new workers
+    (``NGX_PROCESS_JUST_RESPAWN``) and only then sends QUIT to the old ones; gunicorn spawns before
+    it kills. The model does the same in two internal steps, ``spawn_worker`` for the new
+    generation and ``retire_generation`` once every slot is filled, so an accept gap is a state the
+    explorer would find, not something assumed away. The unsafe ``reload_rebinds`` design instead
+    closes the sockets and tells the old workers to quit at once, then binds again.
+
+    *A master in passfd mode holds at most one undelivered connection.* Node's primary queues
+    handles without bound; one is enough to show every interleaving of accept and hand-off, and it
+    keeps the state space finite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from forkshare.model.config import Config, Mode, ParentDeath
+from forkshare.model.kernel import (
+    arrive,
+    bind_conflicts,
+    close_all_descriptors,
+    exit_process,
+    fork,
+    listeners_on_port,
+    open_listener,
+    put_connection,
+    put_process,
+    remove_process,
+)
+from forkshare.model.state import (
+    Connection,
+    Fate,
+    Listener,
+    Phase,
+    Process,
+    Role,
+    Shutdown,
+    System,
+)
+from forkshare.model.table import Action, Kind, Param
+
+# ---------------------------------------------------------------------------------------------
+# Queries the guards share
+# ---------------------------------------------------------------------------------------------
+
+
+def has_capacity(config: Config, state: System, proc: Process) -> bool:
+    """True when ``proc`` serves fewer connections than it may (a master hands off one at a time)."""
+    limit = 1 if proc.is_master else config.worker_connections
+    return len(state.owned(proc.pid)) < limit
+
+
+def is_frozen_orphan(config: Config, state: System, proc: Process) -> bool:
+    """True for an orphan that, under the workers-exit policy, may only exit."""
+    return config.parent_death is ParentDeath.WORKERS_EXIT and state.is_orphan(proc)
+
+
+def is_waiting_on(config: Config, state: System, proc: Process, listener: Listener) -> bool:
+    """True when ``proc`` sleeps in accept (or epoll) on ``listener`` and can take a connection."""
+    if proc.phase is not Phase.RUNNING or proc.stopped or listener.sid not in proc.fds:
+        return False
+    if not listener.listening or not has_capacity(config, state, proc):
+        return False
+    if is_frozen_orphan(config, state, proc):
+        return False
+    if config.mode is Mode.PASSFD:
+        return proc.is_master and proc.shutdown is Shutdown.NONE
+    if not proc.is_worker:
+        return False
+    if config.mode is Mode.MUTEX:
+        return proc.holds_mutex and state.mutex == proc.pid
+    if config.mode is Mode.REUSEPORT:
+        return listener.slot == proc.slot
+    return True
+
+
+def waiters(config: Config, state: System, listener: Listener) -> tuple[Process, ...]:
+    """Every process waiting on ``listener``."""
+    return tuple(p for p in state.processes if is_waiting_on(config, state, p, listener))
+
+
+def wakeups_for_arrival(config: Config, state: System, listener: Listener) -> int:
+    """How many waiters one arriving connection wakes: all of them in poll mode (K4), else one."""
+    if config.mode is Mode.POLL:
+        return len(waiters(config, state, listener))
+    return 1
+
+
+def slot_is_filled(state: System, master: Process, slot: int) -> bool:
+    """True when ``master`` has a worker (even a zombie) in ``slot`` of its current generation."""
+    return any(
+        c.is_worker and c.generation == master.generation and c.slot == slot
+        for c in state.children(master.pid)
+    )
+
+
+def can_command(proc: Process | None) -> bool:
+    """True for a live master that has not been told to shut down."""
+    return proc is not None and proc.is_master and proc.is_alive and proc.shutdown is Shutdown.NONE
+
+
+def _process(state: System, pid: int) -> Process:
+    proc = state.process(pid)
+    assert proc is not None
+    return proc
+
+
+def _use(state: System, **counts: int) -> System:
+    usage = state.usage
+    return replace(
+        state, usage=replace(usage, **{k: getattr(usage, k) + v for k, v in counts.items()})
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment actions: what a client or an operator does
+# ---------------------------------------------------------------------------------------------
+
+
+def can_start_master(config: Config, state: System) -> bool:
+    """No master is alive, and the start budget allows one more."""
+    return not state.live_masters and state.usage.starts < config.bounds.starts
+
+
+def start_master(config: Config, state: System) -> tuple[System, ...]:
+    """A master starts and opens its listening sockets, or fails with EADDRINUSE (orphans hold it)."""
+    state = _use(state, starts=1)
+    reuseport = config.mode is Mode.REUSEPORT
+    if config.master_holds_listeners and bind_conflicts(state, 0, reuseport):
+        return (_use(state, failed_starts=1),)
+    pid = state.next_pid
+    state = put_process(state, Process(pid=pid, role=Role.MASTER, parent=0, generation=1, slot=-1))
+    if not config.master_holds_listeners:
+        return (state,)
+    slots = range(config.workers) if reuseport else range(1)
+    for slot in slots:
+        state = open_listener(
+            state,
+            pid,
+            0,
+            reuseport=reuseport,
+            slot=slot if reuseport else -1,
+            by_master=True,
+            backlog=config.backlog,
+        )
+    return (state,)
+
+
+def can_connect(config: Config, state: System) -> bool:
+    """The connection budget allows one more client."""
+    return len(state.connections) < config.bounds.connections
+
+
+def connect(config: Config, state: System) -> tuple[System, ...]:
+    """A client connects: refused if nothing listens; else the kernel picks a socket (the reuseport
+    hash: any member of the group) and queues the connection, or drops the SYN when it is full."""
+    cid = len(state.connections)
+    candidates = listeners_on_port(state, 0)
+    if not candidates:
+        return (put_connection(state, Connection(cid=cid, fate=Fate.REFUSED, listener=-1)),)
+    return tuple(arrive(state, cid, listener) for listener in candidates)
+
+
+def can_send_request(config: Config, state: System, cid: int) -> bool:
+    """The client is connected (queued or accepted) and has not sent its request yet."""
+    conn = state.connection(cid)
+    return conn.fate in (Fate.QUEUED, Fate.ACCEPTED) and not conn.requested
+
+
+def send_request(config: Config, state: System, cid: int) -> tuple[System, ...]:
+    """The client sends its request."""
+    return (put_connection(state, replace(state.connection(cid), requested=True)),)
+
+
+def can_close_connection(config: Config, state: System, cid: int) -> bool:
+    """The client holds an accepted connection on which it never sent a request."""
+    conn = state.connection(cid)
+    return conn.fate is Fate.ACCEPTED and not conn.requested
+
+
+def close_connection(config: Config, state: System, cid: int) -> tuple[System, ...]:
+    """The client gives up and closes; the worker's capacity is freed."""
+    return (put_connection(state, replace(state.connection(cid), fate=Fate.CLOSED)),)
+
+
+def can_kill_worker(config: Config, state: System, pid: int) -> bool:
+    """A live worker, and the kill budget allows one more SIGKILL."""
+    proc = state.process(pid)
+    return (
+        proc is not None
+        and proc.is_worker
+        and proc.is_alive
+        and state.usage.kills < config.bounds.kills
+    )
+
+
+def kill_worker(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """SIGKILL a worker: its descriptors close, its connections in flight are reset."""
+    return (exit_process(_use(state, kills=1), pid),)
+
+
+def can_stop_worker(config: Config, state: System, pid: int) -> bool:
+    """A live, running worker, and the stop budget allows one more SIGSTOP."""
+    proc = state.process(pid)
+    return (
+        proc is not None
+        and proc.is_worker
+        and proc.is_alive
+        and not proc.stopped
+        and state.usage.stops < config.bounds.stops
+    )
+
+
+def stop_worker(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """SIGSTOP a worker: it takes no step (but keeps its descriptors and its mutex) until SIGCONT."""
+    return (put_process(_use(state, stops=1), replace(_process(state, pid), stopped=True)),)
+
+
+def can_continue_worker(config: Config, state: System, pid: int) -> bool:
+    """A stopped worker."""
+    proc = state.process(pid)
+    return proc is not None and proc.stopped
+
+
+def continue_worker(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """SIGCONT a stopped worker."""
+    return (put_process(state, replace(_process(state, pid), stopped=False)),)
+
+
+def can_reload(config: Config, state: System, pid: int) -> bool:
+    """A commandable master (with its sockets, in the rebind design), within the reload budget."""
+    proc = state.process(pid)
+    if not can_command(proc) or state.usage.reloads >= config.bounds.reloads:
+        return False
+    assert proc is not None
+    return not config.reload_rebinds or bool(proc.fds)
+
+
+def reload(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """HUP: start a new generation. Safe design: keep the sockets; workers are forked next.
+    Rebind design: close the sockets and tell the old workers to quit now, bind again later."""
+    master = _process(state, pid)
+    state = put_process(
+        _use(state, reloads=1),
+        replace(master, generation=master.generation + 1, abandoned=frozenset()),
+    )
+    if not config.reload_rebinds:
+        return (state,)
+    state = close_all_descriptors(state, pid)
+    return (_request_quit(state, pid),)
+
+
+def can_graceful_shutdown(config: Config, state: System, pid: int) -> bool:
+    """A commandable master, within the shutdown budget."""
+    return can_command(state.process(pid)) and state.usage.shutdowns < config.bounds.shutdowns
+
+
+def graceful_shutdown(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """QUIT: the master closes its sockets and its undelivered connections; workers are told to quit."""
+    master = replace(_process(state, pid), shutdown=Shutdown.GRACEFUL)
+    state = put_process(_use(state, shutdowns=1), master)
+    state = close_all_descriptors(state, pid)
+    for conn in state.owned(pid):
+        state = put_connection(state, replace(conn, fate=Fate.CLOSED))
+    return (_request_quit(state, pid),)
+
+
+def can_fast_shutdown(config: Config, state: System, pid: int) -> bool:
+    """A live master not already stopping fast, within the shutdown budget."""
+    proc = state.process(pid)
+    return (
+        proc is not None
+        and proc.is_master
+        and proc.is_alive
+        and proc.shutdown is not Shutdown.FAST
+        and state.usage.shutdowns < config.bounds.shutdowns
+    )
+
+
+def fast_shutdown(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """TERM: the master closes its sockets and kills its workers (nginx escalates to SIGKILL)."""
+    master = replace(_process(state, pid), shutdown=Shutdown.FAST)
+    state = put_process(_use(state, shutdowns=1), master)
+    state = close_all_descriptors(state, pid)
+    for conn in state.owned(pid):
+        state = put_connection(state, replace(conn, fate=Fate.RESET))
+    for child in state.children(pid):
+        if child.is_worker and child.is_alive:
+            state = exit_process(state, child.pid)
+    return (state,)
+
+
+def can_upgrade(config: Config, state: System, pid: int) -> bool:
+    """USR2 to a commandable master that is not itself a new binary and has none pending (P12)."""
+    proc = state.process(pid)
+    if not can_command(proc) or state.usage.upgrades >= config.bounds.upgrades:
+        return False
+    assert proc is not None
+    parent = state.process(proc.parent)
+    pending = any(c.is_master and c.is_alive for c in state.children(pid))
+    return not pending and not (parent is not None and parent.is_master and parent.is_alive)
+
+
+def upgrade(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """USR2: fork and exec a new master that inherits the listening descriptors (K18).
+
+    A new master that inherits no listening socket cannot start (gunicorn --reuse-port, G3): it
+    exits at once and its parent keeps serving.
+    """
+    master = _process(state, pid)
+    state = fork(_use(state, upgrades=1), master, Role.MASTER, master.generation + 1, -1)
+    child = _process(state, state.processes[-1].pid)
+    if not child.fds:
+        state = exit_process(state, child.pid)
+    return (state,)
+
+
+def can_kill_master(config: Config, state: System, pid: int) -> bool:
+    """A live master, within the master-kill budget."""
+    proc = state.process(pid)
+    return (
+        proc is not None
+        and proc.is_master
+        and proc.is_alive
+        and state.usage.master_kills < config.bounds.master_kills
+    )
+
+
+def kill_master(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """SIGKILL the master: its descriptors close; its workers are reparented to init (orphans)."""
+    return (exit_process(_use(state, master_kills=1), pid),)
+
+
+# ---------------------------------------------------------------------------------------------
+# Internal actions: what the server and the kernel choose
+# ---------------------------------------------------------------------------------------------
+
+
+def can_spawn_worker(config: Config, state: System, pid: int, slot: int) -> bool:
+    """A commandable master with an empty, not abandoned slot in its current generation, and
+    sockets to hand down (unless workers make their own)."""
+    master = state.process(pid)
+    if not can_command(master):
+        return False
+    assert master is not None
+    if slot in master.abandoned or slot_is_filled(state, master, slot):
+        return False
+    return not config.master_holds_listeners or bool(master.fds)
+
+
+def spawn_worker(config: Config, state: System, pid: int, slot: int) -> tuple[System, ...]:
+    """The master forks a worker into ``slot``; it inherits the master's sockets (K1). With
+    private reuseport the worker binds its own socket into the port's group after fork."""
+    master = _process(state, pid)
+    state = fork(state, master, Role.WORKER, master.generation, slot)
+    if config.master_holds_listeners:
+        return (state,)
+    child = state.processes[-1]
+    if bind_conflicts(state, 0, reuseport=True):
+        return (exit_process(state, child.pid),)
+    state = open_listener(
+        state, child.pid, 0, reuseport=True, slot=slot, by_master=False, backlog=config.backlog
+    )
+    return (state,)
+
+
+def can_retire_generation(config: Config, state: System, pid: int) -> bool:
+    """Every slot of the master's current generation is filled, and an older worker still runs."""
+    master = state.process(pid)
+    if not can_command(master):
+        return False
+    assert master is not None
+    filled = all(
+        slot in master.abandoned or slot_is_filled(state, master, slot)
+        for slot in range(config.workers)
+    )
+    return filled and bool(_old_workers(state, master))
+
+
+def retire_generation(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """The master tells the previous generation's workers to quit gracefully (QUIT)."""
+    master = _process(state, pid)
+    for old in _old_workers(state, master):
+        state = put_process(state, replace(old, quit_requested=True))
+    return (state,)
+
+
+def _old_workers(state: System, master: Process) -> tuple[Process, ...]:
+    return tuple(
+        c
+        for c in state.children(master.pid)
+        if c.is_worker and c.is_alive and c.generation < master.generation and not c.quit_requested
+    )
+
+
+def _request_quit(state: System, pid: int) -> System:
+    for child in state.children(pid):
+        if child.is_worker and child.is_alive:
+            state = put_process(state, replace(child, quit_requested=True))
+    return state
+
+
+def can_rebind_listeners(config: Config, state: System, pid: int) -> bool:
+    """Rebind design only: a commandable master without sockets, and the port free again."""
+    master = state.process(pid)
+    return (
+        config.reload_rebinds
+        and can_command(master)
+        and master is not None
+        and not master.fds
+        and not bind_conflicts(state, 0, config.mode is Mode.REUSEPORT)
+    )
+
+
+def rebind_listeners(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """The master binds fresh listening sockets (new identities) after a rebinding reload."""
+    reuseport = config.mode is Mode.REUSEPORT
+    for slot in range(config.workers) if reuseport else range(1):
+        state = open_listener(
+            state,
+            pid,
+            0,
+            reuseport=reuseport,
+            slot=slot if reuseport else -1,
+            by_master=True,
+            backlog=config.backlog,
+        )
+    return (state,)
+
+
+def can_accept(config: Config, state: System, pid: int, sid: int) -> bool:
+    """``pid`` waits on socket ``sid`` (per the mode) and a connection is queued there."""
+    proc = state.process(pid)
+    listener = state.listener(sid)
+    return (
+        proc is not None and bool(listener.queue) and is_waiting_on(config, state, proc, listener)
+    )
+
+
+def accept(config: Config, state: System, pid: int, sid: int) -> tuple[System, ...]:
+    """accept() returns the oldest queued connection (FIFO, E1); the others woken get EAGAIN."""
+    listener = state.listener(sid)
+    woken = wakeups_for_arrival(config, state, listener)
+    cid, rest = listener.queue[0], listener.queue[1:]
+    state = replace(
+        state,
+        listeners=tuple(
+            replace(lst, queue=rest) if lst.sid == sid else lst for lst in state.listeners
+        ),
+    )
+    proc = _process(state, pid)
+    conn = state.connection(cid)
+    state = put_connection(
+        state,
+        replace(
+            conn,
+            fate=Fate.ACCEPTED,
+            owner=pid,
+            accepts=conn.accepts + 1,
+            by_master=proc.is_master,
+            wakeups=woken,
+        ),
+    )
+    return (_count_orphan_step(state, proc),)
+
+
+def _count_orphan_step(state: System, proc: Process) -> System:
+    if not state.is_orphan(proc):
+        return state
+    current = _process(state, proc.pid)
+    return put_process(state, replace(current, orphan_steps=current.orphan_steps + 1))
+
+
+def can_acquire_mutex(config: Config, state: System, pid: int) -> bool:
+    """Mutex mode: the lock word is free and ``pid`` is a worker ready to accept (ngx_shmtx_trylock)."""
+    proc = state.process(pid)
+    return (
+        config.mode is Mode.MUTEX
+        and state.mutex == 0
+        and proc is not None
+        and proc.is_worker
+        and proc.phase is Phase.RUNNING
+        and not proc.stopped
+        and not proc.quit_requested
+        and bool(proc.fds)
+        and has_capacity(config, state, proc)
+        and not is_frozen_orphan(config, state, proc)
+    )
+
+
+def acquire_mutex(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """The worker writes its pid into the free lock word (CAS 0 → pid) and registers the sockets."""
+    proc = replace(_process(state, pid), holds_mutex=True)
+    return (replace(put_process(state, proc), mutex=pid),)
+
+
+def can_release_mutex(config: Config, state: System, pid: int) -> bool:
+    """``pid`` believes it holds the mutex and can run."""
+    proc = state.process(pid)
+    return proc is not None and proc.holds_mutex and proc.can_run
+
+
+def release_mutex(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """The holder unlocks (CAS pid → 0) after its accepts, before it serves (nginx posted events)."""
+    state = put_process(state, replace(_process(state, pid), holds_mutex=False))
+    return (replace(state, mutex=0) if state.mutex == pid else state,)
+
+
+def can_pass_connection(config: Config, state: System, cid: int, pid: int) -> bool:
+    """Passfd: a master owns connection ``cid`` and its worker ``pid`` can take one more."""
+    conn = state.connection(cid)
+    worker = state.process(pid)
+    if conn.fate is not Fate.ACCEPTED or worker is None or not worker.is_worker:
+        return False
+    master = state.process(conn.owner)
+    return (
+        master is not None
+        and master.is_master
+        and master.can_run
+        and worker.parent == master.pid
+        and worker.phase is Phase.RUNNING
+        and not worker.stopped
+        and not worker.quit_requested
+        and has_capacity(config, state, worker)
+    )
+
+
+def pass_connection(config: Config, state: System, cid: int, pid: int) -> tuple[System, ...]:
+    """sendmsg(SCM_RIGHTS): the worker receives the connection (K16); the master closes its copy."""
+    return (put_connection(state, replace(state.connection(cid), owner=pid)),)
+
+
+def can_serve_request(config: Config, state: System, cid: int) -> bool:
+    """An accepted, requested connection whose worker can run (an orphan only if orphans serve)."""
+    conn = state.connection(cid)
+    if conn.fate is not Fate.ACCEPTED or not conn.requested:
+        return False
+    proc = state.process(conn.owner)
+    return (
+        proc is not None
+        and proc.is_worker
+        and proc.can_run
+        and not is_frozen_orphan(config, state, proc)
+    )
+
+
+def serve_request(config: Config, state: System, cid: int) -> tuple[System, ...]:
+    """The worker responds and closes the connection (one request per connection)."""
+    conn = state.connection(cid)
+    state = put_connection(state, replace(conn, fate=Fate.SERVED))
+    return (_count_orphan_step(state, _process(state, conn.owner)),)
+
+
+def can_begin_graceful_exit(config: Config, state: System, pid: int) -> bool:
+    """A running worker that was told to quit and can act on it."""
+    proc = state.process(pid)
+    return (
+        proc is not None
+        and proc.is_worker
+        and proc.quit_requested
+        and proc.phase is Phase.RUNNING
+        and not proc.stopped
+    )
+
+
+def begin_graceful_exit(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """The worker stops accepting: it closes its listening descriptors, drops the mutex, and closes
+    its idle, never-used connections at once; requests in progress go on."""
+    proc = _process(state, pid)
+    state = put_process(state, replace(proc, phase=Phase.EXITING, holds_mutex=False))
+    if state.mutex == pid:
+        state = replace(state, mutex=0)
+    state = close_all_descriptors(state, pid)
+    for conn in state.owned(pid):
+        if not conn.requested:
+            state = put_connection(state, replace(conn, fate=Fate.CLOSED))
+    return (state,)
+
+
+def can_exit_worker(config: Config, state: System, pid: int) -> bool:
+    """An exiting worker with nothing in flight, or an orphan under the workers-exit policy
+    (PR_SET_PDEATHSIG reaches it even when stopped)."""
+    proc = state.process(pid)
+    if proc is None or not proc.is_worker or not proc.is_alive:
+        return False
+    if is_frozen_orphan(config, state, proc):
+        return True
+    return proc.phase is Phase.EXITING and not proc.stopped and not state.owned(pid)
+
+
+def exit_worker(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """The worker exits; an orphan's connections in flight are reset."""
+    return (exit_process(state, pid),)
+
+
+def can_reap(config: Config, state: System, pid: int) -> bool:
+    """A zombie whose parent, a live master, can run its SIGCHLD handling."""
+    proc = state.process(pid)
+    if proc is None or proc.is_alive:
+        return False
+    parent = state.process(proc.parent)
+    return parent is not None and parent.is_master and parent.can_run
+
+
+def reap(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """waitpid(): the master removes the zombie, force-unlocks the mutex if the dead process's pid
+    is in it (ngx_unlock_mutexes), and, without respawn, gives up the dead worker's slot."""
+    proc = _process(state, pid)
+    master = _process(state, proc.parent)
+    state = remove_process(state, pid)
+    if config.force_unlock and state.mutex == pid:
+        state = replace(state, mutex=0)
+    crashed = proc.is_worker and proc.generation == master.generation
+    if crashed and not config.respawn and master.shutdown is Shutdown.NONE:
+        state = put_process(state, replace(master, abandoned=master.abandoned | {proc.slot}))
+    return (state,)
+
+
+def can_exit_master(config: Config, state: System, pid: int) -> bool:
+    """A master told to shut down, with no worker left and no connection in hand."""
+    proc = state.process(pid)
+    return (
+        proc is not None
+        and proc.is_master
+        and proc.is_alive
+        and proc.shutdown is not Shutdown.NONE
+        and not any(c.is_worker for c in state.children(pid))
+        and not state.owned(pid)
+    )
+
+
+def exit_master(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """The master exits (a new binary it started is reparented to init)."""
+    return (exit_process(state, pid),)
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+
+_E, _I = Kind.ENVIRONMENT, Kind.INTERNAL
+_W, _M, _C = Param.WORKER, Param.MASTER, Param.CONNECTION
+
+
+ACTIONS: dict[str, Action] = {
+    action.name: action
+    for action in (
+        Action("start_master", _E, (), can_start_master, start_master, "start the server"),
+        Action("connect", _E, (), can_connect, connect, "a client connects"),
+        Action(
+            "send_request", _E, (_C,), can_send_request, send_request, "a client sends its request"
+        ),
+        Action(
+            "close_connection",
+            _E,
+            (_C,),
+            can_close_connection,
+            close_connection,
+            "a client closes without a request",
+        ),
+        Action("kill_worker", _E, (_W,), can_kill_worker, kill_worker, "SIGKILL a worker"),
+        Action("stop_worker", _E, (_W,), can_stop_worker, stop_worker, "SIGSTOP a worker"),
+        Action(
+            "continue_worker", _E, (_W,), can_continue_worker, continue_worker, "SIGCONT a worker"
+        ),
+        Action("reload", _E, (_M,), can_reload, reload, "HUP: reload"),
+        Action(
+            "graceful_shutdown",
+            _E,
+            (_M,),
+            can_graceful_shutdown,
+            graceful_shutdown,
+            "QUIT: graceful stop",
+        ),
+        Action("fast_shutdown", _E, (_M,), can_fast_shutdown, fast_shutdown, "TERM: fast stop"),
+        Action("upgrade", _E, (_M,), can_upgrade, upgrade, "USR2: binary upgrade"),
+        Action("kill_master", _E, (_M,), can_kill_master, kill_master, "SIGKILL the master"),
+        Action(
+            "spawn_worker",
+            _I,
+            (_M, Param.SLOT),
+            can_spawn_worker,
+            spawn_worker,
+            "fork a worker into a slot",
+        ),
+        Action(
+            "retire_generation",
+            _I,
+            (_M,),
+            can_retire_generation,
+            retire_generation,
+            "QUIT the old generation",
+        ),
+        Action(
+            "rebind_listeners",
+            _I,
+            (_M,),
+            can_rebind_listeners,
+            rebind_listeners,
+            "bind new sockets (rebind design)",
+        ),
+        Action(
+            "accept",
+            _I,
+            (Param.PROCESS, Param.LISTENER),
+            can_accept,
+            accept,
+            "accept() a queued connection",
+        ),
+        Action(
+            "acquire_mutex", _I, (_W,), can_acquire_mutex, acquire_mutex, "take the accept mutex"
+        ),
+        Action(
+            "release_mutex", _I, (_W,), can_release_mutex, release_mutex, "release the accept mutex"
+        ),
+        Action(
+            "pass_connection",
+            _I,
+            (_C, _W),
+            can_pass_connection,
+            pass_connection,
+            "hand a connection to a worker",
+        ),
+        Action(
+            "serve_request", _I, (_C,), can_serve_request, serve_request, "respond to a request"
+        ),
+        Action(
+            "begin_graceful_exit",
+            _I,
+            (_W,),
+            can_begin_graceful_exit,
+            begin_graceful_exit,
+            "a worker acts on QUIT",
+        ),
+        Action("exit_worker", _I, (_W,), can_exit_worker, exit_worker, "a worker exits"),
+        Action("reap", _I, (Param.PROCESS,), can_reap, reap, "the master reaps a dead child"),
+        Action(
+            "exit_master",
+            _I,
+            (_M,),
+            can_exit_master,
+            exit_master,
+            "the master exits after a shutdown",
+        ),
+    )
+}
+"""Every action of the model, by name: the single list the explorer, proofs, verifier and docs use."""

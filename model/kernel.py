@@ -1,0 +1,174 @@
+"""Linux semantics the actions are built from, as pure functions on :class:`System` (DOMAIN.md §5).
+
+Each function is one kernel fact: fork copies the descriptor table (K1); a socket lives while any
+descriptor refers to it, and closing the last one resets the connections still queued on it (K1,
+K8); exit closes every descriptor and resets the connections in flight; bind fails with
+EADDRINUSE against a listening socket unless both sides set SO_REUSEPORT (K7, K15); a SYN that
+finds the accept queue holding backlog+1 connections is dropped (K13, K14).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from forkshare.model.state import (
+    Connection,
+    Fate,
+    Listener,
+    Phase,
+    Process,
+    Role,
+    System,
+)
+
+
+def put_process(state: System, proc: Process) -> System:
+    """``state`` with ``proc`` added, or replacing the process with the same pid."""
+    others = tuple(p for p in state.processes if p.pid != proc.pid)
+    return replace(state, processes=tuple(sorted((*others, proc), key=lambda p: p.pid)))
+
+
+def remove_process(state: System, pid: int) -> System:
+    """``state`` without process ``pid`` (it was reaped)."""
+    return replace(state, processes=tuple(p for p in state.processes if p.pid != pid))
+
+
+def put_listener(state: System, listener: Listener) -> System:
+    """``state`` with ``listener`` replacing the socket with the same sid."""
+    listeners = list(state.listeners)
+    listeners[listener.sid] = listener
+    return replace(state, listeners=tuple(listeners))
+
+
+def put_connection(state: System, conn: Connection) -> System:
+    """``state`` with ``conn`` replacing the connection with the same cid (or appended)."""
+    conns = list(state.connections)
+    if conn.cid == len(conns):
+        conns.append(conn)
+    else:
+        conns[conn.cid] = conn
+    return replace(state, connections=tuple(conns))
+
+
+def fork(state: System, parent: Process, role: Role, generation: int, slot: int) -> System:
+    """``parent`` forks a child that holds the same listening sockets (K1); returns the new state.
+
+    The child gets :attr:`System.next_pid`. Descriptors are copied, so every socket's reference
+    count grows by one; the mutex belief is not inherited (the child has not acquired it).
+    """
+    child = Process(
+        pid=state.next_pid,
+        role=role,
+        parent=parent.pid,
+        generation=generation,
+        slot=slot,
+        fds=parent.fds,
+    )
+    return put_process(state, child)
+
+
+def close_listener(state: System, sid: int) -> System:
+    """The last descriptor of socket ``sid`` closed: it stops listening, its queue is reset (K8).
+
+    A queued connection is *aborted* when the service was meant to keep running (a loss the
+    invariants forbid) and *discarded* during a shutdown (expected).
+    """
+    listener = state.listener(sid)
+    running = state.service_running
+    fate = Fate.ABORTED if running else Fate.DISCARDED
+    for cid in listener.queue:
+        state = put_connection(state, replace(state.connection(cid), fate=fate))
+    closed = replace(
+        listener, listening=False, queue=(), closed_early=listener.by_master and running
+    )
+    return put_listener(state, closed)
+
+
+def close_descriptor(state: System, pid: int, sid: int) -> System:
+    """Process ``pid`` closes its descriptor for ``sid``; the socket closes with its last one."""
+    proc = state.process(pid)
+    assert proc is not None, f"no process {pid}"
+    assert sid in proc.fds, f"pid {pid} holds no descriptor for sid {sid}"
+    state = put_process(state, replace(proc, fds=proc.fds - {sid}))
+    if not state.holders(sid):
+        state = close_listener(state, sid)
+    return state
+
+
+def close_all_descriptors(state: System, pid: int) -> System:
+    """Process ``pid`` closes every listening descriptor it holds, one by one."""
+    proc = state.process(pid)
+    assert proc is not None
+    for sid in sorted(proc.fds):
+        state = close_descriptor(state, pid, sid)
+    return state
+
+
+def exit_process(state: System, pid: int, in_flight: Fate = Fate.RESET) -> System:
+    """Process ``pid`` exits (or is killed): the kernel closes its descriptors and connections.
+
+    Connections it owned end with ``in_flight`` (RESET when it was killed). Its children are
+    reparented to init. If its parent is gone, init reaps it at once; otherwise it stays in the
+    table as a zombie until its master reaps it.
+    """
+    proc = state.process(pid)
+    assert proc is not None
+    assert proc.is_alive
+    state = put_process(state, replace(proc, phase=Phase.DEAD, holds_mutex=False, stopped=False))
+    state = close_all_descriptors(state, pid)
+    for conn in state.owned(pid):
+        state = put_connection(state, replace(conn, fate=in_flight))
+    for child in state.children(pid):
+        state = put_process(state, replace(child, parent=0))
+    if state.process(proc.parent) is None:
+        state = remove_process(state, pid)
+    return state
+
+
+def bind_conflicts(state: System, port: int, reuseport: bool) -> bool:
+    """True when bind() on ``port`` fails with EADDRINUSE (K15): another socket listens there
+    and not both of them set SO_REUSEPORT (K7). SO_REUSEADDR does not help against a listener."""
+    return any(
+        lst.listening and lst.port == port and not (reuseport and lst.reuseport)
+        for lst in state.listeners
+    )
+
+
+def open_listener(
+    state: System,
+    owner: int,
+    port: int,
+    *,
+    reuseport: bool,
+    slot: int,
+    by_master: bool,
+    backlog: int,
+) -> System:
+    """``owner`` calls socket, setsockopt, bind and listen; it holds the new socket.
+
+    The caller checks :func:`bind_conflicts` first.
+    """
+    sid = len(state.listeners)
+    listener = Listener(
+        sid=sid, port=port, reuseport=reuseport, slot=slot, by_master=by_master, backlog=backlog
+    )
+    state = replace(state, listeners=(*state.listeners, listener))
+    proc = state.process(owner)
+    assert proc is not None
+    return put_process(state, replace(proc, fds=proc.fds | {sid}))
+
+
+def listeners_on_port(state: System, port: int) -> tuple[Listener, ...]:
+    """The sockets listening on ``port`` (several for a reuseport group)."""
+    return tuple(lst for lst in state.listeners if lst.listening and lst.port == port)
+
+
+def arrive(state: System, cid: int, listener: Listener) -> System:
+    """Connection ``cid``'s handshake completes on ``listener``: queued, or dropped when full.
+
+    The queue holds at most backlog+1 connections (K13); a further SYN is dropped (K14).
+    """
+    if len(listener.queue) > listener.backlog:
+        return put_connection(state, Connection(cid=cid, fate=Fate.DROPPED, listener=-1))
+    state = put_listener(state, replace(listener, queue=(*listener.queue, cid)))
+    return put_connection(state, Connection(cid=cid, fate=Fate.QUEUED, listener=listener.sid))
