@@ -101,14 +101,32 @@ class ProcessGroup:
         Returns:
             The leader's exit status (negative: killed by that signal), None if it is unreapable.
         """
+        extra = tuple(extra_pids)
         try:
             self.send(first)
             self._wait(grace)
         finally:
             self._kill_group()
-            self._kill_extra(extra_pids)
+            self._kill_extra(extra)
             self._wait(2.0)
+            self._wait_all_gone(extra, 2.0)
         return self.process.returncode
+
+    def _wait_all_gone(self, extra: tuple[int, ...], timeout: float) -> None:
+        """SIGKILL is delivered asynchronously: wait (bounded) until no member of the group and
+        none of ``extra`` is still running (zombies are gone for our purpose)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._survivors(extra):
+            time.sleep(0.01)
+
+    def _survivors(self, extra: tuple[int, ...]) -> list[int]:
+        survivors = []
+        for pid in procfs.list_pids():
+            stat = procfs.read_stat(pid)
+            ours = stat is not None and (stat.pgrp == self.pid or pid in extra)
+            if ours and stat is not None and stat.state not in ("Z", "X"):
+                survivors.append(pid)
+        return survivors
 
     def _wait(self, timeout: float) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):

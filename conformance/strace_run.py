@@ -165,11 +165,17 @@ def _wait_accepts(log: Path, count: int) -> None:
 
 def _stop(group: ProcessGroup, log: Path, grace: float = 5.0) -> None:
     master = _analyze(log).master
-    if master is not None:
-        group.signal_descendant(master.pid, signal.SIGTERM)
-    with contextlib.suppress(WaitTimedOutError):  # the SIGKILL below ends it anyway
-        wait_until(lambda: not group.is_running(), grace, "strace sees every tracee exit")
-    group.stop(grace=1.0, extra_pids=[p.pid for p in _analyze(log).processes])
+    if master is not None and group.signal_descendant(master.pid, signal.SIGTERM):
+        # The master's own shutdown (nginx: TERM its workers, wait, exit) is the clean path;
+        # whatever it leaves behind is killed with the group below.
+        with contextlib.suppress(WaitTimedOutError):
+            wait_until(lambda: _has_exited(master.pid), grace, f"master {master.pid} exits")
+    group.stop(signal.SIGKILL, grace=1.0, extra_pids=[p.pid for p in _analyze(log).processes])
+
+
+def _has_exited(pid: int) -> bool:
+    stat = procfs.read_stat(pid)
+    return stat is None or stat.state in ("Z", "X")
 
 
 def _tail(text: str, lines: int = 20) -> str:

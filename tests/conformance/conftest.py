@@ -16,6 +16,7 @@ TINY_PREFORK = Path(__file__).parent / "tiny_prefork.py"
 NGINX = "/usr/sbin/nginx"
 
 StartTiny = Callable[[str, int], RunningTarget]
+Command = Callable[[int], list[str]]  # port → the server's command line
 
 
 @pytest.fixture
@@ -67,6 +68,18 @@ def nginx_argv(directory: Path, port: int) -> list[str]:
         pytest.fail(f"{NGINX} is missing: apt-get install nginx-light (CI installs it)")
     conf = nginx_config(directory, port)
     return [NGINX, "-c", str(conf), "-p", str(directory), "-e", f"{directory}/error.log"]
+
+
+@pytest.fixture
+def nginx_command(tmp_path: Path) -> Command:
+    """port → the command line of an nginx (master + 2 workers) on 127.0.0.1:port."""
+    return lambda port: nginx_argv(tmp_path, port)
+
+
+@pytest.fixture
+def tiny_command() -> Callable[[str], Command]:
+    """mode → port → the command line of the tiny prefork server with 2 workers."""
+    return lambda mode: lambda port: [sys.executable, str(TINY_PREFORK), mode, "2", str(port)]
 
 
 @pytest.fixture

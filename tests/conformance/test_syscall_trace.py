@@ -143,12 +143,12 @@ def test_workers_that_bind_their_own_reuseport_socket_violate_both_rules() -> No
 def test_a_listen_after_the_first_worker_fork_violates_the_master_rule() -> None:
     lines = [
         "10  00:00:00.000001 socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 3",
-        '10  00:00:00.000002 bind(3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("0.0.0.0")}, 16) = 0',  # noqa: E501
+        '10  00:00:00.000002 bind(3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("0.0.0.0")}, 16) = 0',
         "10  00:00:00.000003 listen(3, 5) = 0",
         "10  00:00:00.000004 clone(child_stack=NULL, flags=SIGCHLD) = 11",
         "10  00:00:00.000005 clone(child_stack=NULL, flags=SIGCHLD) = 12",
         "10  00:00:00.000006 socket(AF_INET6, SOCK_STREAM, IPPROTO_IP) = 4",
-        '10  00:00:00.000007 bind(4, {sa_family=AF_INET6, sin6_port=htons(81), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::", &sin6_addr)}, 28) = 0',  # noqa: E501
+        '10  00:00:00.000007 bind(4, {sa_family=AF_INET6, sin6_port=htons(81), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::", &sin6_addr)}, 28) = 0',
         "10  00:00:00.000008 listen(4, 5) = 0",
         "11  00:00:00.000009 accept4(3, NULL, NULL, SOCK_CLOEXEC) = 5",
         "12  00:00:00.000010 accept4(4, NULL, NULL, SOCK_CLOEXEC) = -1 EBADF (Bad file descriptor)",
@@ -164,7 +164,7 @@ def test_a_listen_after_the_first_worker_fork_violates_the_master_rule() -> None
 def test_dup2_and_close_follow_the_listener_through_the_fd_table() -> None:
     lines = [
         "10  00:00:00.000001 socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 3",
-        '10  00:00:00.000002 bind(3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("127.0.0.1")}, 16) = 0',  # noqa: E501
+        '10  00:00:00.000002 bind(3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
         "10  00:00:00.000003 listen(3, 5) = 0",
         "10  00:00:00.000004 dup2(3, 7) = 7",
         "10  00:00:00.000005 close(3) = 0",

@@ -1,0 +1,208 @@
+"""The model as a Hypothesis state machine: one rule per action of the table, every invariant
+checked after every step, and a *backend* that decides what runs alongside the model.
+
+With :class:`ModelBackend` nothing else runs: Hypothesis picks internal actions too, and the
+machine is a random walk through the model checking its invariants (the model's own tests). With
+a real target behind a backend, only environment actions are rules: each is performed on the
+target and in the model, then the model's internal actions are closed over and the candidate
+states are filtered by what the backend observes. The machine fails when no model state agrees
+with the observation — the target did something the model does not allow.
+
+Discussion:
+    *The machine tracks a set of model states, not one.* A real server makes internal choices we
+    do not see (which worker accepted, whether the master has reaped yet). Keeping every model
+    state consistent with the observations so far is the standard way to check a nondeterministic
+    specification against a black box; with the pure model the set always has one element,
+    because Hypothesis draws each choice explicitly.
+
+    *Rules are generated from* :data:`~forkshare.model.actions.ACTIONS`. Hand-written rules would
+    be a second list of actions; generated ones cannot drift from the table, and the guard of
+    each action is the rule's precondition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Protocol
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from forkshare.model.actions import ACTIONS
+from forkshare.model.config import Config
+from forkshare.model.explorer import initial_state
+from forkshare.model.invariants import INVARIANTS
+from forkshare.model.state import System
+from forkshare.model.symmetry import canonical
+from forkshare.model.table import Action, Kind
+
+Step = tuple[str, tuple[int, ...]]
+"""An action's name and its arguments (model pids, sids and cids)."""
+
+MAX_CLOSURE = 5000
+"""How many states the internal closure may reach before it gives up (a runaway model)."""
+
+
+class Backend(Protocol):
+    """What runs alongside the model while the machine steps through it."""
+
+    drives_internal: bool
+    """True when the model chooses internal actions (pure model); False when a real server does."""
+
+    def perform(self, step: Step, states: frozenset[System]) -> None:
+        """Perform environment ``step`` on the target (``states``: the model's states before it)."""
+
+    def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
+        """The candidates that agree with what the target shows now (may wait for it to settle)."""
+
+    def close(self) -> None:
+        """Stop everything the backend started."""
+
+
+class ModelBackend:
+    """No target: the machine is a random walk through the model itself."""
+
+    drives_internal = True
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def perform(self, step: Step, states: frozenset[System]) -> None:
+        """Nothing to perform: the model is all there is."""
+
+    def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
+        """Every candidate is allowed (the caller has already drawn one)."""
+        return candidates
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+BackendFactory = Callable[[Config], Backend]
+
+
+def enabled_arguments(config: Config, action: Action, states: Iterable[System]) -> list[tuple[int, ...]]:
+    """Argument tuples for which ``action`` is enabled in at least one of ``states``, sorted."""
+    found: set[tuple[int, ...]] = set()
+    for state in states:
+        found.update(action.arguments(config, state))
+    return sorted(found)
+
+
+def internal_closure(config: Config, states: frozenset[System]) -> frozenset[System]:
+    """Every state reachable from ``states`` by internal actions only (bounded by MAX_CLOSURE)."""
+    seen = set(states)
+    frontier = list(states)
+    while frontier:
+        state = frontier.pop()
+        for action in ACTIONS.values():
+            if action.kind is not Kind.INTERNAL:
+                continue
+            for args in action.arguments(config, state):
+                for succ in action.successors(config, state, args):
+                    if succ not in seen:
+                        seen.add(succ)
+                        frontier.append(succ)
+        if len(seen) > MAX_CLOSURE:
+            raise AssertionError(f"internal closure exceeded {MAX_CLOSURE} states")
+    return frozenset(seen)
+
+
+class ForkshareMachine(RuleBasedStateMachine):
+    """Base class; :func:`build_machine` adds one rule per action for a given configuration."""
+
+    config: ClassVar[Config]
+    backend_factory: ClassVar[BackendFactory]
+    visited: ClassVar[set[System] | None] = None
+    """When set, every state the machine passes through is added (canonical form), for coverage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states: frozenset[System] = frozenset({initial_state()})
+        self.backend: Backend = self.backend_factory(self.config)
+        self.steps: list[Step] = []
+
+    @initialize()
+    def record_initial(self) -> None:
+        """Count the initial state as visited."""
+        self._record()
+
+    def teardown(self) -> None:
+        """Stop the backend's processes."""
+        self.backend.close()
+
+    @invariant()
+    def every_invariant_holds(self) -> None:
+        """Every invariant that applies to the configuration holds in every candidate state."""
+        for state in self.states:
+            for inv in INVARIANTS.values():
+                if inv.applies(self.config) and not inv.holds(self.config, state):
+                    raise AssertionError(f"invariant {inv.name} violated: {inv.claim}")
+
+    def take(self, action: Action, data: st.DataObject) -> None:
+        """Draw enabled arguments for ``action``, perform it, and move the candidate states on."""
+        args = data.draw(st.sampled_from(enabled_arguments(self.config, action, self.states)))
+        step: Step = (action.name, args)
+        self.steps.append(step)
+        if action.kind is Kind.ENVIRONMENT:
+            self.backend.perform(step, self.states)
+        successors = frozenset(
+            succ
+            for state in self.states
+            if action.guard(self.config, state, *args)
+            for succ in action.successors(self.config, state, args)
+        )
+        if self.backend.drives_internal:
+            self.states = frozenset({data.draw(st.sampled_from(sorted(successors, key=repr)))})
+        else:
+            candidates = internal_closure(self.config, successors)
+            self.states = self.backend.allowed(candidates)
+            if not self.states:
+                raise AssertionError(
+                    f"after {action.name}{args} the target shows a state the model does not allow"
+                )
+        self._record()
+
+    def is_enabled(self, action: Action) -> bool:
+        """True when ``action`` may fire in some candidate state (and the backend lets us choose)."""
+        if action.kind is Kind.INTERNAL and not self.backend.drives_internal:
+            return False
+        return any(True for state in self.states for _ in action.arguments(self.config, state))
+
+    def _record(self) -> None:
+        if self.visited is not None:
+            for state in self.states:
+                self.visited.add(canonical(state)[0])
+
+
+def _make_rule(action: Action) -> Callable[..., None]:
+    def step(self: ForkshareMachine, data: st.DataObject) -> None:
+        self.take(action, data)
+
+    step.__name__ = action.name
+    step.__doc__ = action.summary
+    guarded = precondition(lambda self: self.is_enabled(action))(step)
+    return rule(data=st.data())(guarded)
+
+
+def build_machine(
+    config: Config,
+    backend_factory: BackendFactory = ModelBackend,
+    visited: set[System] | None = None,
+) -> type[ForkshareMachine]:
+    """A state machine class for ``config``: one rule per entry of the action table.
+
+    Args:
+        config: the configuration the model runs under.
+        backend_factory: builds what runs alongside the model (default: nothing, pure model).
+        visited: if given, collects every canonical state the machine passes through.
+    """
+    namespace: dict[str, Any] = {
+        "config": config,
+        "backend_factory": staticmethod(backend_factory),
+        "visited": visited,
+    }
+    for action in ACTIONS.values():
+        namespace[action.name] = _make_rule(action)
+    name = f"ForkshareMachine_{config.mode.value}"
+    return type(name, (ForkshareMachine,), namespace)

@@ -1,0 +1,126 @@
+"""``forkshare trace`` on real servers: the tiny prefork server (shared and private reuseport)
+and the Debian nginx; plus its usage errors and a target that fails to start."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from forkshare.cli import main as forkshare
+from forkshare.conformance import procfs
+from forkshare.conformance.launch import free_port
+
+Command = Callable[[int], list[str]]  # the nginx_command fixture (conftest.py)
+
+pytestmark = pytest.mark.process
+
+
+@pytest.fixture(autouse=True)
+def _strace_is_installed() -> None:
+    if shutil.which("strace") is None:
+        pytest.fail("strace is missing: apt-get install strace (CI installs it)")
+
+
+def trace(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = forkshare(["trace", *argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def trace_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
+    status, out, err = trace(["--json", *argv], capsys)
+    assert out, err
+    return status, json.loads(out)
+
+
+def assert_all_gone(document: Any) -> None:
+    """Every traced process was stopped (a zombie reparented to a non-reaping init counts)."""
+    for process in document["analysis"]["processes"]:
+        stat = procfs.read_stat(process["pid"])
+        assert stat is None or stat.state in ("Z", "X"), process
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        forkshare(["trace", "--connections", "1"])
+    assert exit_info.value.code == 2
+    assert "give the server command after --" in capsys.readouterr().err
+
+
+def test_missing_strace_is_a_usage_error_naming_the_package(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    status, _, err = trace(["--", "true"], capsys)
+    assert status == 2
+    assert "apt-get install strace" in err
+
+
+def test_a_command_that_exits_before_listening_exits_3_with_its_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, _, err = trace(
+        ["--timeout", "5", "--", "sh", "-c", "echo no-config >&2; exit 4"], capsys
+    )
+    assert status == 3
+    assert "before listening" in err
+    assert "no-config" in err
+
+
+def test_a_program_that_does_not_exist_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = trace(["--", "/nonexistent/server"], capsys)
+    assert status == 3
+    assert "/nonexistent/server" in err
+
+
+def test_a_server_that_never_listens_exits_3_after_the_timeout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, _, err = trace(["--timeout", "0.5", "--", "sleep", "30"], capsys)
+    assert status == 3
+    assert "gave up after 0.5 s" in err
+
+
+def test_tiny_shared_server_is_master_listens_then_forks_and_workers_accept(
+    capsys: pytest.CaptureFixture[str], tiny_command: Callable[[str], Command]
+) -> None:
+    argv = tiny_command("blocking")(free_port())
+    status, document = trace_json(["--connections", "2", "--", *argv], capsys)
+    assert status == 0
+    roles = [p["role"] for p in document["analysis"]["processes"]]
+    assert roles == ["master", "worker", "worker"]
+    assert [c["outcome"] for c in document["clients"]] == ["response", "response"]
+    accepted = sum(sum(p["accepts"].values()) for p in document["analysis"]["processes"][1:])
+    assert accepted == 2
+    assert_all_gone(document)
+
+
+def test_workers_binding_private_reuseport_sockets_exit_1_naming_the_rule(
+    capsys: pytest.CaptureFixture[str], tiny_command: Callable[[str], Command]
+) -> None:
+    argv = tiny_command("reuseport-private")(free_port())
+    status, out, _ = trace(["--", *argv], capsys)
+    assert status == 1
+    assert "✗ VIOLATED workers_never_bind" in out
+    assert out.count("bind(3, {sa_family=AF_INET") >= 2
+
+
+@pytest.mark.nginx
+def test_trace_on_nginx_reports_the_master_binds_before_fork_and_workers_never_bind(
+    capsys: pytest.CaptureFixture[str], nginx_command: Command
+) -> None:
+    port = free_port()
+    argv = nginx_command(port)
+    status, out, err = trace(["--connections", "3", "--port", str(port), "--", *argv], capsys)
+    assert status == 0, err
+    assert "✓ holds master_listens_before_fork" in out
+    assert "✓ holds workers_never_bind" in out
+    assert "none of 2 worker(s) called bind() or listen()" in out
+    master_section = out.split("\nworker ")[0]
+    assert f"bind(5, {{sa_family=AF_INET, sin_port=htons({port})" in master_section
+    assert out.count("EPOLLEXCLUSIVE") >= 2  # each worker registers the inherited listener
+    assert "clients: 3 connection(s): response, response, response" in out
