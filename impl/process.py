@@ -23,6 +23,8 @@ from typing import Final
 from forkshare.impl.errors import PrivilegeError
 
 PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
+PR_SET_NAME: Final = 15
+COMM_LENGTH: Final = 15  # TASK_COMM_LEN - 1
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -39,7 +41,12 @@ def set_parent_death_signal(signum: signal.Signals) -> None:
 
 
 def set_title(title: str) -> None:
-    """Set the process title if ``setproctitle`` is installed (an optional dependency)."""
+    """Name the process: ``/proc/PID/comm`` always, the full command line with ``setproctitle``.
+
+    ``setproctitle`` is optional; without it ``ps -o comm`` still shows e.g. ``fs: worker 0 g1``.
+    """
+    short = title.replace("forkshare: ", "fs: ").replace(" gen ", " g")[:COMM_LENGTH]
+    _libc.prctl(PR_SET_NAME, ctypes.c_char_p(short.encode()), 0, 0, 0)
     try:
         import setproctitle  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
