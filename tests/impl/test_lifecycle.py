@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -181,3 +183,35 @@ def test_winch_stops_the_workers_and_keeps_the_sockets(tmp_path: Path) -> None:
             reply = waiting.recv(4096)
         assert reply.startswith(b"HTTP/1.1 200")
         assert b"generation=2" in reply
+
+
+def test_sockets_from_systemd_are_adopted_not_reopened(tmp_path: Path) -> None:
+    with socket.socket() as activated:
+        activated.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        activated.bind(("127.0.0.1", 0))
+        activated.listen()
+        port = activated.getsockname()[1]
+        inode = os.fstat(activated.fileno()).st_ino
+        trace = tmp_path / "trace.jsonl"
+        fd = activated.fileno()
+        # What systemd does: the socket at descriptor 3, LISTEN_PID = the server's own pid.
+        script = (
+            f"import os, sys; os.dup2({fd}, 3); "
+            "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1'); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'forkshare.impl', "
+            f"'--workers', '1', '--trace', {str(trace)!r}])"
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-c", script],
+            pass_fds=(fd,),
+            start_new_session=True,
+            stderr=subprocess.DEVNULL,
+        )
+        server = Server(process, port, 1, tmp_path / "none.log", trace)
+        try:
+            wait_until(lambda: _serves(port, generation=1), 10, "the activated socket to serve")
+            assert listening_inodes(port) == {inode}, "no second socket was opened"
+            events = [json.loads(line) for line in trace.read_text().splitlines()]
+            assert [e["inode"] for e in events if e["event"] == "inherit"] == [inode]
+        finally:
+            server.kill()
