@@ -31,9 +31,10 @@ Discussion:
 from __future__ import annotations
 
 import enum
-import ipaddress
+import functools
 import os
 import re
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +195,7 @@ class ListenCounters:
 # ---------------------------------------------------------------- parsers (pure)
 
 
+@functools.lru_cache(maxsize=8192)
 def decode_address(text: str) -> Endpoint:
     """Decode ``HEXIP:HEXPORT`` from /proc/net/tcp{,6}.
 
@@ -216,20 +218,37 @@ def decode_address(text: str) -> Endpoint:
     return Endpoint(_normalise_ip(packed), number)
 
 
+_V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+
+
 def _normalise_ip(packed: bytes) -> str:
     if len(packed) == 4:
-        return str(ipaddress.IPv4Address(packed))
-    v6 = ipaddress.IPv6Address(packed)
-    return str(v6.ipv4_mapped) if v6.ipv4_mapped is not None else str(v6)
+        return socket.inet_ntop(socket.AF_INET, packed)
+    if packed.startswith(_V4_MAPPED_PREFIX):
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(socket.AF_INET6, packed)
 
 
-def parse_tcp_table(text: str) -> tuple[TcpRow, ...]:
+def parse_tcp_table(text: str, *, skip_time_wait: bool = False) -> tuple[TcpRow, ...]:
     """Parse the whole of /proc/net/tcp or /proc/net/tcp6 (header line first).
+
+    Args:
+        text: the file's content.
+        skip_time_wait: leave out TIME_WAIT rows (``st`` 06) without decoding them. They belong
+            to no process (inode 0) and a busy host has tens of thousands of them.
 
     Raises:
         ProcFormatError: on a row with too few fields or a non-hex number.
     """
-    return tuple(parse_tcp_row(line) for line in text.splitlines()[1:] if line.strip())
+    lines = text.splitlines()[1:]
+    if skip_time_wait:
+        lines = [line for line in lines if _state_of(line) != "06"]
+    return tuple(parse_tcp_row(line) for line in lines if line.strip())
+
+
+def _state_of(line: str) -> str:
+    fields = line.split(None, 4)
+    return fields[3] if len(fields) > 3 else ""
 
 
 def parse_tcp_row(line: str) -> TcpRow:
@@ -431,7 +450,8 @@ def list_pids(root: Path = PROC) -> tuple[int, ...]:
 
 
 def read_tcp_table(pid: int | None = None, root: Path = PROC) -> tuple[TcpRow, ...]:
-    """Rows of tcp and tcp6 of the reader's network namespace, or of ``pid``'s when given.
+    """Rows of tcp and tcp6 of the reader's network namespace, or of ``pid``'s when given,
+    without TIME_WAIT rows (no process holds them; see :func:`parse_tcp_table`).
 
     Returns an empty tuple when ``pid`` is gone; a missing tcp6 (IPv6 disabled) is skipped.
     """
@@ -440,7 +460,7 @@ def read_tcp_table(pid: int | None = None, root: Path = PROC) -> tuple[TcpRow, .
     for name in ("tcp", "tcp6"):
         text = _read_text(base / name)
         if text is not None:
-            rows.extend(parse_tcp_table(text))
+            rows.extend(parse_tcp_table(text, skip_time_wait=True))
     return tuple(rows)
 
 

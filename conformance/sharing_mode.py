@@ -33,7 +33,6 @@ import enum
 from dataclasses import dataclass
 
 from forkshare.conformance.observer import ProcessView, Role, ServerSnapshot
-from forkshare.conformance.procfs import Endpoint
 
 # DOMAIN §8: what an idle worker sleeps in. Suffixes like ".constprop.0" vary by kernel build.
 _BLOCKING_WCHAN = ("inet_csk_accept",)
@@ -169,8 +168,3 @@ def _infer_from_wchan(inode: int, holding: tuple[ProcessView, ...]) -> ModeInfer
         f"{len(holding)} workers share socket:[{inode}] without epoll registrations; "
         f"wchan {', '.join(w or 'running' for w in wchans)} does not tell how they wait",
     )
-
-
-def describe_address(address: Endpoint, inodes: tuple[int, ...]) -> str:
-    """``127.0.0.1:8080 → socket:[123]`` or, for a reuseport group, every inode."""
-    return f"{address} → " + ", ".join(f"socket:[{i}]" for i in inodes)

@@ -268,3 +268,13 @@ def test_a_process_that_is_gone_reads_as_none_not_an_exception() -> None:
     assert procfs.read_context_switches(pid) is None
     assert procfs.read_children(pid) == ()
     assert procfs.read_tcp_table(pid) == ()
+
+
+def test_time_wait_rows_can_be_skipped_without_decoding() -> None:
+    text = sample("net_tcp.txt")
+    header, first, *rest = text.splitlines()
+    time_wait = first.replace(" 0A ", " 06 ").replace("0100007F:A641", "ZZZZ:ZZZZ", 1)
+    rows = procfs.parse_tcp_table("\n".join([header, time_wait, *rest]), skip_time_wait=True)
+    assert len(rows) == len(rest)  # the undecodable TIME_WAIT row was never decoded
+    with pytest.raises(ProcFormatError):
+        procfs.parse_tcp_table("\n".join([header, time_wait]))

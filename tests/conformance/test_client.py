@@ -1,0 +1,72 @@
+"""What a client saw, classified: response, reset, refused, timeout, closed."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from forkshare.conformance.client import ClientOutcome, probe
+from forkshare.conformance.launch import free_port
+from forkshare.conformance.procfs import Endpoint
+
+
+def test_nothing_listening_is_refused() -> None:
+    result = probe(free_port(), timeout=1)
+    assert result.outcome == ClientOutcome.REFUSED
+    assert result.local is None
+
+
+def test_a_queued_connection_nobody_accepts_times_out() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        result = probe(listener.getsockname()[1], timeout=0.2)
+    assert result.outcome == ClientOutcome.TIMEOUT
+    assert result.local is not None
+
+
+def test_closing_the_listener_resets_its_queued_connections() -> None:
+    # K8: closing a listener aborts the established children in its accept queue.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    timer = threading.Timer(0.2, listener.close)
+    timer.start()
+    try:
+        result = probe(listener.getsockname()[1], timeout=3)
+    finally:
+        timer.join()
+    assert result.outcome == ClientOutcome.RESET
+
+
+def test_an_answer_is_a_response_with_the_clients_address() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(100)
+                conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
+
+        server = threading.Thread(target=answer)
+        server.start()
+        result = probe(listener.getsockname()[1], timeout=3)
+        server.join(3)
+    assert result.outcome == ClientOutcome.RESPONSE
+    assert result.first_bytes.startswith(b"HTTP/1.0 200")
+    assert result.local is not None
+    assert result.local.host == "127.0.0.1"
+    assert isinstance(result.local, Endpoint)
+
+
+def test_a_close_without_a_byte_is_closed() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        server = threading.Thread(target=lambda: listener.accept()[0].close())
+        server.start()
+        result = probe(listener.getsockname()[1], request=b"", timeout=3)
+        server.join(3)
+    assert result.outcome == ClientOutcome.CLOSED
