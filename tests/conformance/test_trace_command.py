@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,41 @@ def test_trace_on_nginx_reports_the_master_binds_before_fork_and_workers_never_b
     assert f"bind(5, {{sa_family=AF_INET, sin_port=htons({port})" in master_section
     assert out.count("EPOLLEXCLUSIVE") >= 2  # each worker registers the inherited listener
     assert "clients: 3 connection(s): response, response, response" in out
+
+
+GUNICORN_APP = """
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok\\n"]
+"""
+
+
+def gunicorn_argv(directory: Path, port: int, *options: str) -> list[str]:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    if not gunicorn.exists():
+        pytest.fail("gunicorn is missing from the venv: pip install -e '.[test]'")
+    (directory / "app.py").write_text(GUNICORN_APP)
+    bind = f"127.0.0.1:{port}"
+    return [str(gunicorn), "-w", "2", *options, "--chdir", str(directory), "-b", bind, "app:app"]
+
+
+@pytest.mark.gunicorn
+def test_trace_on_gunicorn_finds_the_shared_listener_made_by_the_master(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = gunicorn_argv(tmp_path, free_port())
+    status, out, err = trace(["--connections", "2", "--", *argv], capsys)
+    assert status == 0, out + err
+    assert "✓ holds workers_never_bind" in out
+
+
+@pytest.mark.gunicorn
+def test_trace_on_gunicorn_reuse_port_reports_workers_that_bind(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # DOMAIN §2.2, B10, G3: with --reuse-port each worker binds its own socket after fork.
+    argv = gunicorn_argv(tmp_path, free_port(), "--reuse-port")
+    status, out, _ = trace(["--connections", "2", "--", *argv], capsys)
+    assert status == 1
+    assert "✗ VIOLATED workers_never_bind" in out
+    assert out.count("SO_REUSEPORT") >= 2
