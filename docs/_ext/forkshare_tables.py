@@ -1,9 +1,530 @@
-"""Sphinx directives that render forkshare's tables from the code (no second list by hand)."""
+"""Sphinx directives that render forkshare's tables from the code (no second list by hand).
+
+STYLE.md rule 2: one table of actions, one of invariants, one of variants drive the explorer, the
+proofs, the verifier *and the docs*. These directives read those tables at build time, so a page
+can never list an action, an invariant, a mode or a command option that the code does not have.
+
+==============================  ================================================================
+directive                       renders
+==============================  ================================================================
+``.. forkshare-actions::``      :data:`forkshare.model.actions.ACTIONS`: name, kind, parameters,
+                                summary, the guard's docstring (option ``:kind:`` filters)
+``.. forkshare-invariants::``   :data:`forkshare.model.invariants.INVARIANTS`: name, claim, which
+                                configurations claim it, and the proof status when
+                                :mod:`forkshare.proofs` exposes it (see below)
+``.. forkshare-variants::``     :data:`forkshare.model.variants.VARIANTS`: name, mode, the fields
+                                it changes (with their docstrings), expected violation, seen in
+``.. forkshare-modes::``        :class:`forkshare.model.config.Mode` members with their docstrings
+                                and the invariants a mode does not claim
+``.. forkshare-enum:: PATH``    any enum's members and their docstrings (e.g. ``Fate``)
+``.. forkshare-cli:: NAME``     a sub-command's usage and options, read from its module's
+                                ``build_parser()``; while that module does not exist yet, the
+                                directive's content (the command's specification) is shown instead
+==============================  ================================================================
+
+Proof status: the configuration value ``forkshare_proof_status`` names a zero-argument callable as
+``"module:function"`` returning a mapping from invariant name to a status (a string, an enum, or an
+object with a ``status`` attribute). When it is empty, the directive looks in
+:mod:`forkshare.proofs` for one of :data:`PROOF_STATUS_CANDIDATES`. No such function (or no
+``forkshare.proofs`` at all): the column is left out. A function that exists but fails is a build
+warning, so ``-W`` makes it an error rather than a silently missing column.
+"""
 
 from __future__ import annotations
 
+import argparse
+import enum
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields, replace
+from itertools import product
 from typing import Any
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from docutils.statemachine import StringList
+from sphinx.pycode import ModuleAnalyzer
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+logger = logging.getLogger(__name__)
+
+PROOF_STATUS_CANDIDATES = ("invariant_status", "proof_status", "invariant_statuses")
+"""Names of a per-invariant status function looked up in :mod:`forkshare.proofs`."""
+
+CLI_WIDTH = 100
+"""Width of the usage lines (argparse otherwise wraps at the terminal's width: not reproducible)."""
+
+Cell = list[nodes.Node]
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks: tables out of docutils nodes, RST snippets parsed in place
+# ---------------------------------------------------------------------------------------------
+
+
+def build_table(
+    header: Sequence[str], rows: Iterable[Sequence[Cell]], widths: Sequence[int], title: str = ""
+) -> nodes.table:
+    """A docutils table with a header row; each cell is a list of body nodes."""
+    table = nodes.table(classes=["forkshare-table"])
+    if title:
+        table += nodes.title(text=title)
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for width in widths:
+        group += nodes.colspec(colwidth=width)
+    head = nodes.thead()
+    head += _row([[nodes.paragraph(text=text)] for text in header])
+    group += head
+    body = nodes.tbody()
+    for cells in rows:
+        body += _row(cells)
+    group += body
+    return table
+
+
+def _row(cells: Iterable[Cell]) -> nodes.row:
+    row = nodes.row()
+    for content in cells:
+        entry = nodes.entry()
+        entry.extend(content)
+        row += entry
+    return row
+
+
+def text(value: str) -> Cell:
+    """A cell holding plain text (no markup is interpreted)."""
+    return [nodes.paragraph(text=value)] if value else []
+
+
+def literals(values: Iterable[str], separator: str = ", ") -> Cell:
+    """A cell holding inline literals separated by ``separator``."""
+    paragraph = nodes.paragraph()
+    for index, value in enumerate(values):
+        if index:
+            paragraph += nodes.Text(separator)
+        paragraph += nodes.literal(text=value)
+    return [paragraph] if len(paragraph) else []
+
+
+def qualified(obj: Any) -> str:
+    """``module.qualname`` of a function or class, the target of a cross-reference."""
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def attribute_docs(module: str) -> dict[tuple[str, str], str]:
+    """Attribute docstrings of ``module`` (enum members, dataclass fields), read from its source."""
+    analyzer = ModuleAnalyzer.for_module(module)
+    return {key: "\n".join(lines).strip() for key, lines in analyzer.find_attr_docs().items()}
+
+
+class TableDirective(SphinxDirective):
+    """Common base: parse RST snippets (docstrings, cross-references) into cell nodes."""
+
+    def rst(self, source: str) -> Cell:
+        """``source`` parsed as reStructuredText, in this directive's context."""
+        container = nodes.container()
+        lines = StringList(inspect.cleandoc(source).splitlines(), source=self.get_source_info()[0])
+        self.state.nested_parse(lines, self.content_offset, container)
+        return list(container.children)
+
+
+# ---------------------------------------------------------------------------------------------
+# forkshare-actions
+# ---------------------------------------------------------------------------------------------
+
+
+def _kind_option(argument: str | None) -> str:
+    return directives.choice(argument, ("environment", "internal"))
+
+
+class ActionsDirective(TableDirective):
+    """``.. forkshare-actions::`` — the action table, one row per entry of ``ACTIONS``."""
+
+    option_spec = {"kind": _kind_option}  # noqa: RUF012 (docutils reads a class attribute)
+
+    def run(self) -> list[nodes.Node]:
+        from forkshare.model.actions import ACTIONS
+
+        wanted = self.options.get("kind")
+        rows = []
+        for name, action in ACTIONS.items():
+            if wanted and action.kind.value != wanted:
+                continue
+            rows.append(
+                [
+                    self.rst(f":func:`{name} <{qualified(action.effect)}>`"),
+                    text(action.kind.value),
+                    literals(p.value for p in action.params),
+                    text(action.summary),
+                    self.rst(
+                        f":func:`~{qualified(action.guard)}`: "
+                        + (inspect.getdoc(action.guard) or "")
+                    ),
+                ]
+            )
+        header = ("action", "kind", "parameters", "summary", "guard: when it may fire")
+        return [build_table(header, rows, (18, 10, 14, 22, 56))]
+
+
+# ---------------------------------------------------------------------------------------------
+# forkshare-invariants
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_configs() -> list[Any]:
+    """Every combination of the configuration's enum and boolean policy fields (valid ones only),
+    to find out on which of them an invariant's ``applies`` depends."""
+    from forkshare.model.config import Config
+
+    base = Config()
+    choices: dict[str, list[Any]] = {}
+    for field in fields(Config):
+        value = getattr(base, field.name)
+        if isinstance(value, enum.Enum):
+            choices[field.name] = list(type(value))
+        elif isinstance(value, bool):
+            choices[field.name] = [False, True]
+    configs = []
+    for combination in product(*choices.values()):
+        try:
+            configs.append(replace(base, **dict(zip(choices, combination, strict=True))))
+        except ValueError:  # e.g. private_reuseport without mode=reuseport
+            continue
+    return configs
+
+
+def applicability(applies: Callable[[Any], bool], configs: Sequence[Any]) -> str:
+    """Which configurations claim an invariant, in words (RST), derived from ``applies``."""
+    claimed = [config for config in configs if applies(config)]
+    if len(claimed) == len(configs):
+        return "every configuration"
+    if not claimed:
+        return "no configuration"
+    for field in fields(configs[0]):
+        values = {getattr(c, field.name) for c in claimed}
+        if all(applies(c) == (getattr(c, field.name) in values) for c in configs):
+            return _describe_values(field.name, values, {getattr(c, field.name) for c in configs})
+    return f"{len(claimed)} of {len(configs)} policy combinations (see the predicate)"
+
+
+def _describe_values(name: str, values: set[Any], every: set[Any]) -> str:
+    def show(value: Any) -> str:
+        return f"``{value.value if isinstance(value, enum.Enum) else value}``"
+
+    if values == {True}:
+        return f"``{name}`` on"
+    if values == {False}:
+        return f"``{name}`` off"
+    missing = every - values
+    ordered = sorted(missing if len(missing) < len(values) else values, key=str)
+    listed = ", ".join(show(v) for v in ordered)
+    if len(missing) < len(values):
+        return f"every ``{name}`` but {listed}"
+    return f"``{name}`` = {listed}" if len(ordered) == 1 else f"``{name}`` in {listed}"
+
+
+def proof_status(app: Any) -> Mapping[str, str] | None:
+    """Per-invariant proof status from :mod:`forkshare.proofs`, or None if it exposes none."""
+    function = _status_function(app.config.forkshare_proof_status)
+    if function is None:
+        return None
+    try:
+        statuses = function()
+    except Exception as error:  # the proofs are broken: say so, -W turns it into a failure
+        logger.warning("forkshare proof status: %s() failed: %r", qualified(function), error)
+        return None
+    return {str(name): _status_text(value) for name, value in dict(statuses).items()}
+
+
+def _status_function(spec: str) -> Callable[[], Any] | None:
+    module_name, _, attribute = spec.partition(":")
+    candidates = (attribute,) if attribute else PROOF_STATUS_CANDIDATES
+    try:
+        module = importlib.import_module(module_name or "forkshare.proofs")
+    except ImportError:
+        return None
+    for name in candidates:
+        function = getattr(module, name, None)
+        if callable(function) and _takes_no_arguments(function):
+            return function  # type: ignore[no-any-return]
+    return None
+
+
+def _takes_no_arguments(function: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(function).bind()
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _status_text(value: Any) -> str:
+    value = getattr(value, "status", value)
+    return str(value.value if isinstance(value, enum.Enum) else value)
+
+
+class InvariantsDirective(TableDirective):
+    """``.. forkshare-invariants::`` — the invariant table, one row per entry of ``INVARIANTS``."""
+
+    def run(self) -> list[nodes.Node]:
+        from forkshare.model.invariants import INVARIANTS
+
+        configs = sample_configs()
+        statuses = proof_status(self.env.app)
+        rows = []
+        for name, invariant in INVARIANTS.items():
+            row = [
+                self.rst(f":func:`{name} <{qualified(invariant.holds)}>`"),
+                text(invariant.claim),
+                self.rst(applicability(invariant.applies, configs)),
+            ]
+            if statuses is not None:
+                row.append(text(statuses.get(name, "—")))
+            rows.append(row)
+        header = ["invariant", "claim", "claimed by"]
+        widths = [26, 50, 24]
+        if statuses is not None:
+            header.append("proof status")
+            widths.append(14)
+        return [build_table(header, rows, widths)]
+
+
+# ---------------------------------------------------------------------------------------------
+# forkshare-variants
+# ---------------------------------------------------------------------------------------------
+
+
+class VariantsDirective(TableDirective):
+    """``.. forkshare-variants::`` — the unsafe designs of ``VARIANTS`` and what each breaks."""
+
+    def run(self) -> list[nodes.Node]:
+        from forkshare.model.config import Config
+        from forkshare.model.invariants import INVARIANTS
+        from forkshare.model.variants import VARIANTS
+
+        field_docs = attribute_docs(Config.__module__)
+        rows = []
+        for name, variant in VARIANTS.items():
+            changes = "\n\n".join(
+                f"``{key} = {value!r}``: {field_docs.get(('Config', key), '')}"
+                for key, value in variant.changes.items()
+            )
+            expected = INVARIANTS[variant.expected].holds
+            budget = ", ".join(
+                f"{f.name}={getattr(variant.bounds, f.name)}"
+                for f in fields(variant.bounds)
+                if getattr(variant.bounds, f.name)
+            )
+            rows.append(
+                [
+                    literals([name]),
+                    literals([variant.mode.value]),
+                    self.rst(changes),
+                    self.rst(f":func:`{variant.expected} <{qualified(expected)}>`"),
+                    text(variant.seen_in),
+                    self.rst(f"``forkshare explore --variant {name}``\n\n(``--all``: {budget})"),
+                ]
+            )
+        header = ("variant", "mode", "what it changes", "violates", "seen in", "reproduce")
+        return [build_table(header, rows, (16, 10, 34, 20, 26, 24))]
+
+
+# ---------------------------------------------------------------------------------------------
+# forkshare-modes, forkshare-enum
+# ---------------------------------------------------------------------------------------------
+
+
+def _import_object(path: str) -> Any:
+    module_name, _, attribute = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+class EnumDirective(TableDirective):
+    """``.. forkshare-enum:: dotted.path.Enum`` — an enum's members and their docstrings."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        cls = _import_object(self.arguments[0])
+        docs = attribute_docs(cls.__module__)
+        rows = [
+            [literals([str(m.value)]), self.rst(docs.get((cls.__name__, m.name), ""))] for m in cls
+        ]
+        return [build_table(("value", "meaning"), rows, (18, 82))]
+
+
+def started(config: Any) -> Any:
+    """The model's state after ``start_master``, a ``spawn_worker`` per slot and, where the
+    guard allows, one ``acquire_mutex``: what a freshly started server looks like in ``config``."""
+    from forkshare.model.actions import ACTIONS
+    from forkshare.model.explorer import initial_state
+
+    state = ACTIONS["start_master"].successors(config, initial_state(), ())[0]
+    for name in ("spawn_worker", "acquire_mutex"):
+        action = ACTIONS[name]
+        for _ in range(config.workers):
+            args = next(action.arguments(config, state), None)
+            if args is not None:
+                state = action.successors(config, state, args)[0]
+    return state
+
+
+def _roles(processes: Iterable[Any]) -> str:
+    counts: dict[str, int] = {}
+    for proc in processes:
+        counts[proc.role.value] = counts.get(proc.role.value, 0) + 1
+    return " + ".join(f"{n} {role}{'s' if n > 1 else ''}" for role, n in counts.items()) or "none"
+
+
+def sharing_summary(config: Any) -> str:
+    """Sockets, holders and waiters of a freshly started server, from the model itself."""
+    from forkshare.model.actions import waiters
+
+    state = started(config)
+    lines = []
+    for listener in state.listeners:
+        kind = "reuseport socket" if listener.reuseport else "socket"
+        lines.append(
+            f"{kind} {listener.sid}: held by {_roles(state.holders(listener.sid))}; "
+            f"waiting: {_roles(waiters(config, state, listener))}"
+        )
+    return "\n".join(lines)
+
+
+class ModesDirective(TableDirective):
+    """``.. forkshare-modes::`` — the sharing modes, what they mean, what a started server looks
+    like in each (computed by running the model) and the invariants a mode does not claim."""
+
+    option_spec = {"workers": directives.positive_int}  # noqa: RUF012
+
+    def run(self) -> list[nodes.Node]:
+        from forkshare.model.config import Config, Mode
+        from forkshare.model.invariants import INVARIANTS
+
+        docs = attribute_docs(Mode.__module__)
+        workers = self.options.get("workers", 2)
+        rows = []
+        for mode in Mode:
+            config = Config(mode=mode, workers=workers)
+            unclaimed = [n for n, inv in INVARIANTS.items() if not inv.applies(config)]
+            rows.append(
+                [
+                    literals([mode.value]),
+                    self.rst(docs.get(("Mode", mode.name), "")),
+                    [
+                        nodes.line_block(
+                            "", *(nodes.line(text=t) for t in sharing_summary(config).splitlines())
+                        )
+                    ],
+                    literals(unclaimed) or text("—"),
+                ]
+            )
+        header = ("mode", "meaning", f"after start ({workers} workers)", "not claimed")
+        return [build_table(header, rows, (11, 40, 36, 13))]
+
+
+# ---------------------------------------------------------------------------------------------
+# forkshare-cli
+# ---------------------------------------------------------------------------------------------
+
+
+def command_parser(name: str) -> argparse.ArgumentParser | None:
+    """The parser of ``forkshare NAME``, or None while the command's module does not exist."""
+    from forkshare.cli import SUBCOMMANDS
+
+    module_name = SUBCOMMANDS[name].module
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            return None
+        raise
+    build = getattr(module, "build_parser", None)
+    if build is None:
+        return None
+    parser: argparse.ArgumentParser = build()
+    parser.formatter_class = functools.partial(parser.formatter_class, width=CLI_WIDTH)  # type: ignore[assignment]
+    return parser
+
+
+def _option_name(action: argparse.Action) -> str:
+    if not action.option_strings:
+        return str(action.metavar or action.dest)
+    flags = ", ".join(action.option_strings)
+    if action.nargs == 0:
+        return flags
+    metavar = action.metavar or (
+        "{" + ",".join(map(str, action.choices)) + "}" if action.choices else action.dest.upper()
+    )
+    return f"{flags} {metavar}"
+
+
+def _option_default(action: argparse.Action) -> str:
+    default = action.default
+    if default in (None, False, argparse.SUPPRESS) or action.nargs == 0:
+        return ""
+    return str(default)
+
+
+class CliDirective(TableDirective):
+    """``.. forkshare-cli:: NAME`` — usage and options of ``forkshare NAME`` from its parser.
+
+    The content is the command's specification, shown only while its module does not exist yet.
+    """
+
+    required_arguments = 1
+    has_content = True
+
+    def run(self) -> list[nodes.Node]:
+        from forkshare.cli import SUBCOMMANDS
+
+        name = self.arguments[0]
+        if name not in SUBCOMMANDS:
+            raise self.error(f"no sub-command {name!r}; known: {', '.join(SUBCOMMANDS)}")
+        parser = command_parser(name)
+        if parser is None:
+            return self._specification(name)
+        usage = parser.format_usage().removeprefix("usage: ").strip()
+        result: list[nodes.Node] = [nodes.literal_block(usage, usage, language="text")]
+        if parser.description:
+            result += text(parser.description)
+        rows = [
+            [
+                literals([_option_name(action)]),
+                literals([_option_default(action)]) if _option_default(action) else [],
+                text(action.help or ""),
+            ]
+            for action in parser._actions
+            if not isinstance(action, argparse._HelpAction) and action.help != argparse.SUPPRESS
+        ]
+        result.append(build_table(("option", "default", "meaning"), rows, (34, 12, 54)))
+        if parser.epilog:
+            result += text(parser.epilog)
+        return result
+
+    def _specification(self, name: str) -> list[nodes.Node]:
+        note = nodes.note()
+        note += text(
+            f"forkshare {name} is being written; until its module exists, this page shows the "
+            "interface it is specified to have. Once it exists, the options below are generated "
+            "from its argument parser."
+        )
+        container = nodes.container()
+        self.state.nested_parse(self.content, self.content_offset, container)
+        return [note, *container.children]
 
 
 def setup(app: Any) -> dict[str, Any]:
-    return {"version": "0.1", "parallel_read_safe": True}
+    """Register the directives and the ``forkshare_proof_status`` configuration value."""
+    app.add_config_value("forkshare_proof_status", "", "env", [str])
+    app.add_directive("forkshare-actions", ActionsDirective)
+    app.add_directive("forkshare-invariants", InvariantsDirective)
+    app.add_directive("forkshare-variants", VariantsDirective)
+    app.add_directive("forkshare-modes", ModesDirective)
+    app.add_directive("forkshare-enum", EnumDirective)
+    app.add_directive("forkshare-cli", CliDirective)
+    return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
