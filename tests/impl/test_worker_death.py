@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.impl.serverproc import MODES, Burst, get, running, wait_until
+from tests.impl.serverproc import MODES, Burst, Server, get, running, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -62,3 +62,35 @@ def _stop_the_mutex_holder(trace: Path, workers: list[int]) -> int:
         os.kill(pid, signal.SIGCONT)
         time.sleep(0.003)  # let it run a little before the next attempt
     raise AssertionError("no worker was ever caught holding the mutex")
+
+
+def test_a_slot_that_keeps_dying_young_is_respawned_with_a_growing_delay(tmp_path: Path) -> None:
+    with running(tmp_path, workers=1) as server:
+        born = float(str(_events(server.trace_path, "fork")[0]["ts"]))
+        wait_until(lambda: time.monotonic() - born > 1.1, 5, "the first worker to be 1 s old")
+        for _ in range(4):
+            _kill_and_wait_for_the_respawn(server)
+        reaps = [e["ts"] for e in _events(server.trace_path, "reap")]
+        forks = [e["ts"] for e in _events(server.trace_path, "fork")][1:]
+        delays = [
+            float(str(fork)) - float(str(reap)) for reap, fork in zip(reaps, forks, strict=True)
+        ]
+        print(f"\nrespawn delays: {[round(delay, 2) for delay in delays]}")
+        assert delays[0] < 0.1, "a worker that lived long is replaced at once"
+        assert delays[1] >= 0.09, "a worker that died young waits BACKOFF_BASE"
+        assert delays[1] < delays[2] < delays[3], "the back-off grows while it keeps dying young"
+
+
+def test_the_pidfile_names_the_master_and_goes_away_with_it(tmp_path: Path) -> None:
+    pidfile = tmp_path / "forkshare.pid"
+    with running(tmp_path, extra=["--pidfile", str(pidfile)]) as server:
+        assert pidfile.read_text().strip() == str(server.pid)
+        server.signal(signal.SIGQUIT)
+        assert server.process.wait(timeout=5) == 0
+        assert not pidfile.exists()
+
+
+def _kill_and_wait_for_the_respawn(server: Server) -> None:
+    (worker,) = server.workers()
+    os.kill(worker, signal.SIGKILL)
+    wait_until(lambda: server.workers() not in ([], [worker]), 10, "a respawn")
