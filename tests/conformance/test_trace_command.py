@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 from forkshare.cli import main as forkshare
-from forkshare.conformance import procfs
+from forkshare.conformance import procfs, strace_run
+from forkshare.conformance.deadline import wait_until
 from forkshare.conformance.launch import free_port
+from forkshare.conformance.observer import snapshot
 
 Command = Callable[[int], list[str]]  # the nginx_command fixture (conftest.py)
 
@@ -163,3 +165,35 @@ def test_trace_on_gunicorn_reuse_port_reports_workers_that_bind(
     assert status == 1
     assert "✗ VIOLATED workers_never_bind" in out
     assert out.count("SO_REUSEPORT") >= 2
+
+
+def test_ctrl_c_while_tracing_kills_the_traced_server(
+    monkeypatch: pytest.MonkeyPatch, tiny_command: Callable[[str], Command]
+) -> None:
+    seen: list[int] = []
+
+    def interrupt(port: int) -> None:
+        holders = wait_until(lambda: _three_holders(port), 5, "master and 2 workers hold it")
+        seen.extend(holders)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(strace_run, "probe", interrupt)
+    port = free_port()
+    with pytest.raises(KeyboardInterrupt):
+        strace_run.run_under_strace(
+            shutil.which("strace") or "strace",
+            tiny_command("blocking")(port),
+            port=port,
+            connections=1,
+            timeout=10,
+        )
+    assert len(seen) == 3  # master and 2 workers were holding the listener
+    assert not any(
+        (stat := procfs.read_stat(pid)) is not None and stat.state not in ("Z", "X") for pid in seen
+    )
+
+
+def _three_holders(port: int) -> list[int] | None:
+    snap = snapshot(port=port)
+    holders = list(snap.holders(snap.listeners[0].inode))
+    return holders if len(holders) == 3 else None
