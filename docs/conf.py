@@ -42,17 +42,14 @@ forkshare_proof_status = ""
 # Standard-library and builtin names that appear in forkshare's signatures. They would resolve
 # through intersphinx's Python inventory, which an offline build cannot download; they are the
 # only names allowed to stay unresolved.
-_STDLIB = (
-    "bool bytes int float str object tuple list dict set frozenset type None Exception "
-    "OSError KeyboardInterrupt "
-    "argparse.ArgumentParser argparse.Namespace argparse.Action "
-    "collections.Counter collections.deque collections.abc.Callable collections.abc.Iterator "
-    "collections.abc.Iterable collections.abc.Mapping collections.abc.Sequence "
-    "dataclasses.dataclass enum.Enum enum.StrEnum enum.IntEnum pathlib.Path "
-    "typing.Any typing.Final socket.socket signal.Signals subprocess.Popen "
-    "logging.Logger types.FrameType"
-).split()
-nitpick_ignore = [(role, name) for name in _STDLIB for role in ("py:class", "py:obj", "py:exc")]
+_STDLIB = [
+    "argparse.ArgumentParser",
+    "collections.Counter",
+    "collections.abc.Callable",
+    "collections.abc.Iterator",
+    "collections.abc.Sequence",
+]
+nitpick_ignore = [("py:class", name) for name in _STDLIB]
 
 
 def _napoleon_except_attributes(

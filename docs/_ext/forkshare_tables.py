@@ -518,6 +518,35 @@ class CliDirective(TableDirective):
         return [note, *container.children]
 
 
+# ---------------------------------------------------------------------------------------------
+# Short cross-references in docstrings
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_short_name(app: Any, env: Any, node: Any, contnode: nodes.Element) -> Any:
+    """Resolve ``:class:`System``` written in a module that imports the name, not defines it.
+
+    Docstrings name forkshare objects the way the code does (``System``, ``System.next_pid``).
+    When the Python domain finds no such target, look for exactly one forkshare object whose
+    dotted name ends with the written one; an ambiguous or unknown name stays a warning.
+    """
+    from sphinx.util.nodes import make_refnode
+
+    if node.get("refdomain") != "py":
+        return None
+    target = node["reftarget"].lstrip(".~")
+    domain = env.get_domain("py")
+    matches = [
+        (name, obj)
+        for name, obj in domain.objects.items()
+        if name.startswith("forkshare.") and name.endswith("." + target)
+    ]
+    if len(matches) != 1:
+        return None
+    name, obj = matches[0]
+    return make_refnode(app.builder, node["refdoc"], obj.docname, obj.node_id, contnode, name)
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Register the directives and the ``forkshare_proof_status`` configuration value."""
     app.add_config_value("forkshare_proof_status", "", "env", [str])
@@ -527,4 +556,5 @@ def setup(app: Any) -> dict[str, Any]:
     app.add_directive("forkshare-modes", ModesDirective)
     app.add_directive("forkshare-enum", EnumDirective)
     app.add_directive("forkshare-cli", CliDirective)
+    app.connect("missing-reference", resolve_short_name)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
