@@ -38,6 +38,9 @@ exclude_patterns = ["_build", "examples"]
 # The proof-status column of ``.. forkshare-invariants::``: "module:function" returning
 # {invariant name: status}. Empty: look for a known name in forkshare.proofs (see _ext).
 forkshare_proof_status = ""
+# Where ``.. forkshare-cli:: NAME`` finds a parser when NAME's module has no build_parser():
+# ``forkshare serve`` parses its options in forkshare.impl.options (the file re-read on HUP).
+forkshare_cli_parsers = {"serve": "forkshare.impl.options:build_parser"}
 
 # Standard-library and builtin names that appear in forkshare's signatures. They would resolve
 # through intersphinx's Python inventory, which an offline build cannot download; they are the

@@ -18,8 +18,10 @@ directive                       renders
                                 and the invariants a mode does not claim
 ``.. forkshare-enum:: PATH``    any enum's members and their docstrings (e.g. ``Fate``)
 ``.. forkshare-cli:: NAME``     a sub-command's usage and options, read from its module's
-                                ``build_parser()``; while that module does not exist yet, the
-                                directive's content (the command's specification) is shown instead
+                                ``build_parser()`` (or the function named for NAME in the
+                                ``forkshare_cli_parsers`` setting); while that module does not
+                                exist yet, the directive's content (the command's specification)
+                                is shown instead
 ==============================  ================================================================
 
 Proof status: the configuration value ``forkshare_proof_status`` names a zero-argument callable as
@@ -432,18 +434,22 @@ class ModesDirective(TableDirective):
 # ---------------------------------------------------------------------------------------------
 
 
-def command_parser(name: str) -> argparse.ArgumentParser | None:
-    """The parser of ``forkshare NAME``, or None while the command's module does not exist."""
+def command_parser(name: str, overrides: Mapping[str, str]) -> argparse.ArgumentParser | None:
+    """The parser of ``forkshare NAME``, or None while the command's module does not exist.
+
+    The parser is ``build_parser()`` of the command's module (``forkshare.cli.SUBCOMMANDS``), or
+    the ``"module:function"`` given for NAME in the ``forkshare_cli_parsers`` setting.
+    """
     from forkshare.cli import SUBCOMMANDS
 
-    module_name = SUBCOMMANDS[name].module
+    module_name, _, function = overrides.get(name, SUBCOMMANDS[name].module).partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
             return None
         raise
-    build = getattr(module, "build_parser", None)
+    build = getattr(module, function or "build_parser", None)
     if build is None:
         return None
     parser: argparse.ArgumentParser = build()
@@ -457,17 +463,23 @@ def _option_name(action: argparse.Action) -> str:
     flags = ", ".join(action.option_strings)
     if action.nargs == 0:
         return flags
-    metavar = action.metavar or (
-        "{" + ",".join(map(str, action.choices)) + "}" if action.choices else action.dest.upper()
-    )
-    return f"{flags} {metavar}"
+    return f"{flags} {action.metavar or action.dest.upper()}"
 
 
 def _option_default(action: argparse.Action) -> str:
     default = action.default
-    if default in (None, False, argparse.SUPPRESS) or action.nargs == 0:
+    if default is None or default is argparse.SUPPRESS or action.nargs == 0:
         return ""
     return str(default)
+
+
+def _option_meaning(action: argparse.Action) -> Cell:
+    cell = text(action.help or "")
+    if action.choices:
+        choices = literals(map(str, action.choices), separator=", ")
+        choices[0].insert(0, nodes.Text("one of: "))
+        cell += choices
+    return cell
 
 
 class CliDirective(TableDirective):
@@ -485,7 +497,7 @@ class CliDirective(TableDirective):
         name = self.arguments[0]
         if name not in SUBCOMMANDS:
             raise self.error(f"no sub-command {name!r}; known: {', '.join(SUBCOMMANDS)}")
-        parser = command_parser(name)
+        parser = command_parser(name, self.config.forkshare_cli_parsers)
         if parser is None:
             return self._specification(name)
         usage = parser.format_usage().removeprefix("usage: ").strip()
@@ -496,12 +508,12 @@ class CliDirective(TableDirective):
             [
                 literals([_option_name(action)]),
                 literals([_option_default(action)]) if _option_default(action) else [],
-                text(action.help or ""),
+                _option_meaning(action),
             ]
             for action in parser._actions
             if not isinstance(action, argparse._HelpAction) and action.help != argparse.SUPPRESS
         ]
-        result.append(build_table(("option", "default", "meaning"), rows, (34, 12, 54)))
+        result.append(build_table(("option", "default", "meaning"), rows, (32, 12, 56)))
         if parser.epilog:
             result += text(parser.epilog)
         return result
@@ -550,6 +562,7 @@ def resolve_short_name(app: Any, env: Any, node: Any, contnode: nodes.Element) -
 def setup(app: Any) -> dict[str, Any]:
     """Register the directives and the ``forkshare_proof_status`` configuration value."""
     app.add_config_value("forkshare_proof_status", "", "env", [str])
+    app.add_config_value("forkshare_cli_parsers", {}, "env", [dict])
     app.add_directive("forkshare-actions", ActionsDirective)
     app.add_directive("forkshare-invariants", InvariantsDirective)
     app.add_directive("forkshare-variants", VariantsDirective)
