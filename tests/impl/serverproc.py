@@ -52,6 +52,15 @@ def is_running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+def is_stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped by a signal (state T): only then is its fd table frozen."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "T"
+
+
 def children(pid: int) -> list[int]:
     """The live children of ``pid`` (``/proc/PID/task/PID/children``)."""
     try:
@@ -181,6 +190,7 @@ class Stream:
     replies: list[Reply] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     started: int = 0
+    allowed: int = 1 << 62
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _workers: list[threading.Thread] = field(default_factory=list)
 
@@ -192,12 +202,20 @@ class Stream:
             self._workers.append(thread)
         return self
 
-    def _take(self) -> bool:
+    def allow(self, count: int) -> None:
+        """Let the stream run up to ``count`` requests (it holds at that mark until raised)."""
         with self._lock:
-            if self.started >= self.total:
-                return False
-            self.started += 1
-            return True
+            self.allowed = min(count, self.total)
+
+    def _take(self) -> bool:
+        while True:
+            with self._lock:
+                if self.started >= self.total:
+                    return False
+                if self.started < self.allowed:
+                    self.started += 1
+                    return True
+            time.sleep(0.005)  # held at the allowance: pacing, not a condition
 
     def _run(self) -> None:
         interval = self.threads / self.rate

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.impl.serverproc import MODES, Burst, Server, get, running, wait_until
+from tests.impl.serverproc import MODES, Burst, Server, get, is_stopped, running, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -21,6 +21,7 @@ def test_sigkill_of_a_stopped_worker_loses_no_queued_connection(tmp_path: Path, 
         victim, _survivor = server.workers()
         os.kill(victim, signal.SIGSTOP)
         try:
+            wait_until(lambda: is_stopped(victim), 5, "the victim to stop")
             burst = Burst(server.port, 40).start()
             wait_until(lambda: burst.sent == 40, 10, "40 clients to send their request")
         finally:
@@ -55,6 +56,7 @@ def _stop_the_mutex_holder(trace: Path, workers: list[int]) -> int:
     for attempt in range(200):
         pid = workers[attempt % len(workers)]
         os.kill(pid, signal.SIGSTOP)
+        _wait_stopped(pid)
         lines = [json.loads(line) for line in trace.read_text().splitlines()]
         mine = [e["event"] for e in lines if e["pid"] == pid and "mutex" in str(e["event"])]
         if mine and mine[-1] == "mutex_acquire":
@@ -94,3 +96,7 @@ def _kill_and_wait_for_the_respawn(server: Server) -> None:
     (worker,) = server.workers()
     os.kill(worker, signal.SIGKILL)
     wait_until(lambda: server.workers() not in ([], [worker]), 10, "a respawn")
+
+
+def _wait_stopped(pid: int) -> None:
+    wait_until(lambda: is_stopped(pid), 5, f"{pid} to stop")
