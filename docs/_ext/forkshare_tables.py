@@ -156,20 +156,20 @@ class ActionsDirective(TableDirective):
         for name, action in ACTIONS.items():
             if wanted and action.kind.value != wanted:
                 continue
-            rows.append(
-                [
-                    self.rst(f":func:`{name} <{qualified(action.effect)}>`"),
-                    text(action.kind.value),
-                    literals(p.value for p in action.params),
-                    text(action.summary),
-                    self.rst(
-                        f":func:`~{qualified(action.guard)}`: "
-                        + (inspect.getdoc(action.guard) or "")
-                    ),
-                ]
-            )
-        header = ("action", "kind", "parameters", "summary", "guard: when it may fire")
-        return [build_table(header, rows, (18, 10, 14, 22, 56))]
+            guard = inspect.getdoc(action.guard) or ""
+            row = [
+                self.rst(f":func:`{name} <{qualified(action.effect)}>`"),
+                text(action.kind.value),
+                literals(p.value for p in action.params),
+                text(action.summary),
+                self.rst(f":func:`~{qualified(action.guard)}`: {guard}"),
+            ]
+            rows.append(row[:1] + row[2:] if wanted else row)
+        header = ["action", "kind", "parameters", "summary", "guard: when it may fire"]
+        widths = [18, 10, 14, 22, 56]
+        if wanted:  # one kind per table: the column would repeat it on every row
+            del header[1], widths[1]
+        return [build_table(header, rows, widths)]
 
 
 # ---------------------------------------------------------------------------------------------
