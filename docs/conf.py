@@ -56,7 +56,7 @@ nitpick_ignore = [("py:class", name) for name in _STDLIB]
 
 
 def _napoleon_except_attributes(
-    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
+    app: Any, what: Any, name: str, obj: Any, options: Any, lines: list[str]
 ) -> None:
     """Napoleon for functions and classes only.
 

@@ -140,7 +140,7 @@ class TableDirective(SphinxDirective):
 
 
 def _kind_option(argument: str | None) -> str:
-    return directives.choice(argument, ("environment", "internal"))
+    return str(directives.choice(argument, ("environment", "internal")))
 
 
 class ActionsDirective(TableDirective):
@@ -453,7 +453,8 @@ def command_parser(name: str, overrides: Mapping[str, str]) -> argparse.Argument
     if build is None:
         return None
     parser: argparse.ArgumentParser = build()
-    parser.formatter_class = functools.partial(parser.formatter_class, width=CLI_WIDTH)  # type: ignore[assignment]
+    formatter: Any = parser.formatter_class  # argparse types it as a protocol without ``width``
+    parser.formatter_class = functools.partial(formatter, width=CLI_WIDTH)
     return parser
 
 
