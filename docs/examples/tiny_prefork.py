@@ -100,7 +100,7 @@ def spawn(sock: socket.socket) -> int:
 
 def reap() -> list[int]:
     """Every child that has exited, without blocking."""
-    dead = []
+    dead: list[int] = []
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
