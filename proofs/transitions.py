@@ -1,0 +1,794 @@
+"""One two-state formula per entry of the model's action table, keyed by the same name.
+
+A builder reads a :class:`~forkshare.model.config.Config` (as the Python guard and effect do),
+the pre-state vocabulary, the action's arguments (z3 constants of the sorts of its ``Param``s)
+and a :class:`~forkshare.proofs.encoding.Locals` for the step's fresh elements and choices. It
+returns an :class:`Effect`: the guard and, per modified symbol, its new value as a function of the
+symbol's arguments. :func:`transition` turns that into ``guard ∧ ∀x. R'(x) = new(x)`` for the
+modified symbols only; the others are shared between the pre- and the post-state (mypyvy's
+``modifies``), so no frame axiom is needed and the set of modified symbols cannot drift from the
+updates.
+
+Discussion:
+    *Budgets are gone.* Every ``state.usage < config.bounds`` guard is dropped: the proofs are
+    about every number of steps. A failed start (EADDRINUSE) is a stutter step, because it
+    changes only the usage counters.
+
+    *Effects that the Python model performs one after another are composed by hand.* Closing a
+    process's descriptors one by one (``kernel.close_all_descriptors``) closes exactly the sockets
+    that it, or the other processes exiting in the same step, held and nobody else holds; fast
+    shutdown's exits of every worker child end the same way whatever their order. Each builder
+    names where the Python effect computes ``service_running`` (after the master's own change).
+
+    *Two over-approximations, both sound for safety.* (1) A worker with ``worker_connections``
+    K > 1 may or may not have room (counting is not first-order); K = 1 is exact. (2) In
+    reuseport mode a master creates one socket per slot: with unboundedly many slots this is the
+    ∀slot ∃socket of :func:`_new_sockets`; requiring also "every new socket has a slot" would add
+    the reverse edge and leave the decidable fragment, so the formula also allows extra new
+    sockets without a slot. No invariant depends on them; the link test never perturbs a state
+    by inventing a socket, and bounded model checking excludes them (every state it decodes must
+    give every reuseport socket a slot).
+
+    *Queue order is cid order.* ``accept`` takes the oldest queued connection: a queue is
+    appended at arrival and popped at its head, and cids count up, so it is always sorted. The
+    link test refuses a concrete queue that is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from forkshare.model.actions import ACTIONS
+from forkshare.model.config import Config, Mode
+from forkshare.model.state import Fate, Phase, Shutdown
+from forkshare.model.table import Param
+from forkshare.proofs import vocabulary as q
+from forkshare.proofs.encoding import (
+    FALSE,
+    STATIC,
+    SYMBOLS,
+    TRUE,
+    Formula,
+    Locals,
+    Term,
+    Vocab,
+    boolean,
+    conj,
+    disj,
+    exists,
+    fate,
+    forall,
+    implies,
+    is_successor,
+    ite,
+    neg,
+    phase,
+    shutdown,
+    var,
+)
+
+Update = Callable[..., Term]
+"""The new value of a symbol at the given arguments, over the pre-state and the step's locals."""
+
+
+@dataclass(slots=True)
+class Effect:
+    """An action's guard and the new value of each symbol it modifies."""
+
+    guard: Formula
+    updates: dict[str, Update] = field(default_factory=dict)
+
+
+Builder = Callable[[Config, Vocab, tuple[Term, ...], Locals], Effect]
+
+PARAM_SORTS = {
+    Param.PROCESS: "proc",
+    Param.WORKER: "proc",
+    Param.MASTER: "proc",
+    Param.SLOT: "slot",
+    Param.LISTENER: "sock",
+    Param.CONNECTION: "conn",
+}
+"""The sort of each kind of action argument."""
+
+
+def arguments(name: str, local: Locals) -> tuple[Term, ...]:
+    """Fresh constants for the arguments of action ``name``, in the table's order."""
+    params = ACTIONS[name].params
+    return tuple(
+        local.const(PARAM_SORTS[p], f"arg{k}_{p.value}") for k, p in enumerate(params)
+    )
+
+
+def effect(config: Config, name: str, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """The effect of action ``name`` under ``config`` from ``pre`` with ``args``."""
+    return TRANSITIONS[name](config, pre, args, local)
+
+
+def transition(step: Effect, pre: Vocab, post: Vocab, local: Locals) -> Formula:
+    """``guard ∧ side conditions ∧ ∀x. R'(x) = new(x)`` for each modified symbol ``R``."""
+    parts = [step.guard, *local.side]
+    for name, update in step.updates.items():
+        symbol = SYMBOLS[name]
+        xs = [var(s, f"u_{name}_{k}") for k, s in enumerate(symbol.domain)]
+        body = post.decl(name)(*xs) == update(*xs)
+        parts.append(forall(xs, body) if xs else body)
+    return conj(*parts)
+
+
+def frame(pre: Vocab, post: Vocab, names: frozenset[str]) -> Formula:
+    """``∀x. R'(x) = R(x)`` for each symbol in ``names`` (only for checks over full copies)."""
+    parts = []
+    for name in sorted(names):
+        symbol = SYMBOLS[name]
+        xs = [var(s, f"f_{name}_{k}") for k, s in enumerate(symbol.domain)]
+        body = post.decl(name)(*xs) == pre.decl(name)(*xs)
+        parts.append(forall(xs, body) if xs else body)
+    return conj(*parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------
+
+
+def _point(pre_fn: Callable[..., Term], at: Term, value: Term) -> Update:
+    """Unary update: ``value`` at ``at``, unchanged elsewhere."""
+    return lambda x: ite(x == at, value, pre_fn(x))
+
+
+def _row(pre_fn: Callable[..., Term], at: Term, row: Callable[[Term], Term]) -> Update:
+    """Binary update: ``row(y)`` for the pairs ``(at, y)``, unchanged elsewhere."""
+    return lambda x, y: ite(x == at, row(y), pre_fn(x, y))
+
+
+def _guarded(ok: Formula, pre: Vocab, updates: dict[str, Update]) -> dict[str, Update]:
+    """The updates when ``ok`` holds; otherwise every symbol keeps its value (a stutter)."""
+    return {name: _when(ok, update, pre.decl(name)) for name, update in updates.items()}
+
+
+def _when(ok: Formula, update: Update, old: Callable[..., Term]) -> Update:
+    return lambda *xs: ite(ok, update(*xs), old(*xs))
+
+
+@dataclass(frozen=True, slots=True)
+class NewProcess:
+    """A forked (or started) process: who it is and what it starts with."""
+
+    pid: Term
+    is_master: bool
+    parent: Term | None
+    generation: Term
+    slot: Term | None
+    fds: Callable[[Term], Formula]
+    phase: Term = phase(Phase.RUNNING)
+
+
+def _create_process(pre: Vocab, new: NewProcess) -> dict[str, Update]:
+    """Updates defining every attribute of a new process (``kernel.fork``, ``start_master``)."""
+    n = new.pid
+    parent_of = (lambda p: p == new.parent) if new.parent is not None else (lambda p: FALSE)
+    slot_of = (lambda i: i == new.slot) if new.slot is not None else (lambda i: FALSE)
+    return {
+        "p_in": lambda x: disj(x == n, pre.p_in(x)),
+        "master": _point(pre.master, n, boolean(new.is_master)),
+        "parent": _row(pre.parent, n, parent_of),
+        "gen": _point(pre.gen, n, new.generation),
+        "wslot": _row(pre.wslot, n, slot_of),
+        "phase": _point(pre.phase, n, new.phase),
+        "stopped": _point(pre.stopped, n, FALSE),
+        "holds": _row(pre.holds, n, new.fds),
+        "holds_mutex": _point(pre.holds_mutex, n, FALSE),
+        "quit": _point(pre.quit, n, FALSE),
+        "orphan_stepped": _point(pre.orphan_stepped, n, FALSE),
+        "shutdown": _point(pre.shutdown, n, shutdown(Shutdown.NONE)),
+        "abandoned": _row(pre.abandoned, n, lambda i: FALSE),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class NewSockets:
+    """Sockets opened in one step: which elements, their slot, who created them."""
+
+    is_new: Callable[[Term], Formula]
+    slot: Callable[[Term, Term], Formula]
+    reuseport: bool
+    by_master: bool
+
+
+def _new_sockets(config: Config, pre: Vocab, local: Locals, *, by_master: bool) -> NewSockets:
+    """A master's sockets: one shared socket, or one reuseport socket per slot (see Discussion)."""
+    if config.mode is not Mode.REUSEPORT:
+        s0 = local.const("sock", "new_sock")
+        local.require(neg(pre.s_in(s0)))
+        return NewSockets(lambda s: s == s0, lambda s, i: FALSE, False, by_master)
+    is_new = local.relation("new_sock", "sock")
+    slot = local.relation("new_sock_slot", "sock", "slot")
+    s, s2, i, j = var("sock", "ns_s"), var("sock", "ns_s2"), var("slot", "ns_i"), var("slot", "ns_j")
+    local.require(
+        forall([s], implies(is_new(s), neg(pre.s_in(s)))),
+        forall([i], exists([s], conj(is_new(s), slot(s, i)))),
+        forall([s, i], implies(slot(s, i), is_new(s))),
+        forall([s, i, j], implies(conj(slot(s, i), slot(s, j)), i == j)),
+        forall([s, s2, i], implies(conj(slot(s, i), slot(s2, i)), s == s2)),
+    )
+    return NewSockets(is_new, slot, True, by_master)
+
+
+def _create_sockets(pre: Vocab, new: NewSockets) -> dict[str, Update]:
+    """Updates defining every attribute of the new sockets (``kernel.open_listener``)."""
+    fresh = new.is_new
+    return {
+        "s_in": lambda s: disj(fresh(s), pre.s_in(s)),
+        "reuseport": lambda s: ite(fresh(s), boolean(new.reuseport), pre.reuseport(s)),
+        "sslot": lambda s, i: ite(fresh(s), new.slot(s, i), pre.sslot(s, i)),
+        "s_by_master": lambda s: ite(fresh(s), boolean(new.by_master), pre.s_by_master(s)),
+        "listening": lambda s: disj(fresh(s), pre.listening(s)),
+        "closed_early": lambda s: conj(neg(fresh(s)), pre.closed_early(s)),
+        "in_queue": lambda c, s: conj(neg(fresh(s)), pre.in_queue(c, s)),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """The descriptors closed in one step and what becomes of the sockets and their queues."""
+
+    closes: Callable[[Term], Formula]
+    """The socket's last descriptor is among those closed (``close_listener`` runs)."""
+    lost: Callable[[Term], Formula]
+    """The connection was queued on a socket that closes."""
+    lost_fate: Term
+    """ABORTED while the service is meant to run, DISCARDED during a shutdown."""
+    updates: dict[str, Update]
+
+
+def _close(pre: Vocab, local: Locals, closer: Callable[[Term], Formula], running: Formula) -> Closing:
+    """``closer``'s processes close every descriptor; ``running`` is ``service_running`` then."""
+    running_now = local.let("running_mid", running)
+
+    def closes(s: Term) -> Formula:
+        p, p2 = var("proc", "cl_p"), var("proc", "cl_p2")
+        mine = exists([p], conj(closer(p), q.holder(pre, p, s)))
+        others = forall([p2], implies(q.holder(pre, p2, s), closer(p2)))
+        return conj(mine, others)
+
+    def lost(c: Term) -> Formula:
+        s = var("sock", "lost_s")
+        return exists([s], conj(pre.in_queue(c, s), closes(s)))
+
+    updates: dict[str, Update] = {
+        "holds": lambda x, s: conj(pre.holds(x, s), neg(closer(x))),
+        "listening": lambda s: conj(pre.listening(s), neg(closes(s))),
+        "closed_early": lambda s: ite(
+            closes(s), conj(pre.s_by_master(s), running_now), pre.closed_early(s)
+        ),
+        "in_queue": lambda c, s: conj(pre.in_queue(c, s), neg(closes(s))),
+    }
+    lost_fate = ite(running_now, fate(Fate.ABORTED), fate(Fate.DISCARDED))
+    return Closing(closes, lost, lost_fate, updates)
+
+
+def _fates(pre: Vocab, *rules: tuple[Callable[[Term], Formula], Term]) -> Update:
+    """``fate'``: the first rule whose condition holds gives the new fate; else unchanged."""
+
+    def update(c: Term) -> Term:
+        value = pre.fate(c)
+        for condition, new in reversed(rules):
+            value = ite(condition(c), new, value)
+        return value
+
+    return update
+
+
+def _exit_one(config: Config, pre: Vocab, local: Locals, p: Term) -> dict[str, Update]:
+    """``kernel.exit_process(p)`` with in-flight connections reset."""
+    closing = _close(pre, local, lambda x: x == p, q.running_except(pre, p))
+    parent_gone = local.let("parent_gone", neg(_parent_in_table(pre, p)))
+    reset = fate(Fate.RESET)
+    return {
+        **closing.updates,
+        "phase": _point(pre.phase, p, q.DEAD),
+        "holds_mutex": lambda x: conj(pre.holds_mutex(x), x != p),
+        "stopped": lambda x: conj(pre.stopped(x), x != p),
+        "fate": _fates(
+            pre, (closing.lost, closing.lost_fate), (lambda c: q.owned(pre, c, p), reset)
+        ),
+        "parent": lambda x, y: conj(pre.parent(x, y), y != p),
+        "p_in": lambda x: conj(pre.p_in(x), neg(conj(x == p, parent_gone))),
+    }
+
+
+def _parent_in_table(pre: Vocab, p: Term) -> Formula:
+    """``state.process(proc.parent) is not None``."""
+    y = var("proc", "ex_q")
+    return exists([y], conj(pre.parent(p, y), pre.p_in(y)))
+
+
+def _request_quit(pre: Vocab, m: Term) -> Update:
+    """``actions._request_quit``: every live worker child of ``m`` is told to quit."""
+    return lambda x: disj(pre.quit(x), q.worker_child(pre, x, m))
+
+
+def _next_generation(local: Locals, current: Term) -> Term:
+    nxt = local.const("gen", "next_gen")
+    local.require(is_successor(current, nxt))
+    return nxt
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment actions
+# ---------------------------------------------------------------------------------------------
+
+
+def start_master(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.start_master``: a master starts and opens its sockets, or EADDRINUSE (stutter)."""
+    m = var("proc", "sm_m")
+    guard = forall([m], neg(q.live_master(pre, m)))
+    reuseport = config.mode is Mode.REUSEPORT
+    ok = local.let(
+        "bind_ok",
+        neg(q.bind_conflicts(pre, reuseport)) if config.master_holds_listeners else TRUE,
+    )
+    n = local.const("proc", "new_master")
+    local.require(implies(ok, q.is_fresh_process(pre, n)))
+    gen1 = STATIC.gen_first()
+    if not config.master_holds_listeners:
+        new = NewProcess(n, True, None, gen1, None, lambda s: FALSE)
+        return Effect(guard, _guarded(ok, pre, _create_process(pre, new)))
+    sockets = _new_sockets(config, pre, local, by_master=True)
+    new = NewProcess(n, True, None, gen1, None, sockets.is_new)
+    updates = {**_create_sockets(pre, sockets), **_create_process(pre, new)}
+    return Effect(guard, _guarded(ok, pre, updates))
+
+
+def connect(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.connect``: refused, or queued on (or dropped by) one listening socket."""
+    n = local.const("conn", "new_conn")
+    c = var("conn", "cn_c")
+    local.require(
+        neg(pre.c_in(n)), forall([c], implies(pre.c_in(c), STATIC.conn_lt(c, n)))
+    )
+    s = var("sock", "cn_s")
+    target = local.const("sock", "target")
+    refused = local.let("refused", forall([s], neg(conj(pre.s_in(s), pre.listening(s)))))
+    local.require(implies(neg(refused), conj(pre.s_in(target), pre.listening(target))))
+    full = local.let("full", q.queue_full(config, pre, target))
+    queued = conj(neg(refused), neg(full))
+    arrival = ite(
+        refused, fate(Fate.REFUSED), ite(full, fate(Fate.DROPPED), fate(Fate.QUEUED))
+    )
+    fresh = {
+        name: _point(pre.decl(name), n, FALSE)
+        for name in ("accepted_once", "accepted_twice", "c_by_master", "requested", "woke_many")
+    }
+    return Effect(
+        TRUE,
+        {
+            "c_in": lambda x: disj(x == n, pre.c_in(x)),
+            "fate": _point(pre.fate, n, arrival),
+            "in_queue": _row(pre.in_queue, n, lambda y: conj(queued, y == target)),
+            "arrived_on": _row(pre.arrived_on, n, lambda y: conj(queued, y == target)),
+            "owns": _row(pre.owns, n, lambda y: FALSE),
+            **fresh,
+        },
+    )
+
+
+def send_request(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.send_request``."""
+    (c,) = args
+    connected = disj(pre.fate(c) == q.QUEUED, pre.fate(c) == q.ACCEPTED)
+    guard = conj(pre.c_in(c), connected, neg(pre.requested(c)))
+    return Effect(guard, {"requested": _point(pre.requested, c, TRUE)})
+
+
+def close_connection(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.close_connection``."""
+    (c,) = args
+    guard = conj(pre.c_in(c), pre.fate(c) == q.ACCEPTED, neg(pre.requested(c)))
+    return Effect(guard, {"fate": _point(pre.fate, c, fate(Fate.CLOSED))})
+
+
+def kill_worker(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.kill_worker``: SIGKILL."""
+    (p,) = args
+    guard = conj(q.alive(pre, p), neg(pre.master(p)))
+    return Effect(guard, _exit_one(config, pre, local, p))
+
+
+def stop_worker(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.stop_worker``: SIGSTOP."""
+    (p,) = args
+    guard = conj(q.alive(pre, p), neg(pre.master(p)), neg(pre.stopped(p)))
+    return Effect(guard, {"stopped": _point(pre.stopped, p, TRUE)})
+
+
+def continue_worker(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.continue_worker``: SIGCONT."""
+    (p,) = args
+    return Effect(conj(pre.p_in(p), pre.stopped(p)), {"stopped": _point(pre.stopped, p, FALSE)})
+
+
+def reload(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.reload``: HUP; the rebind design also closes the sockets and QUITs the workers."""
+    (m,) = args
+    guard = q.commandable(pre, m)
+    if config.reload_rebinds:
+        guard = conj(guard, q.holds_any(pre, m))
+    updates: dict[str, Update] = {
+        "gen": _point(pre.gen, m, _next_generation(local, pre.gen(m))),
+        "abandoned": _row(pre.abandoned, m, lambda i: FALSE),
+    }
+    if config.reload_rebinds:
+        closing = _close(pre, local, lambda x: x == m, q.service_running(pre))
+        updates |= closing.updates
+        updates["fate"] = _fates(pre, (closing.lost, closing.lost_fate))
+        updates["quit"] = _request_quit(pre, m)
+    return Effect(guard, updates)
+
+
+def graceful_shutdown(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.graceful_shutdown``: QUIT to the master."""
+    (m,) = args
+    closing = _close(pre, local, lambda x: x == m, q.running_except(pre, m))
+    closed = fate(Fate.CLOSED)
+    return Effect(
+        q.commandable(pre, m),
+        {
+            **closing.updates,
+            "shutdown": _point(pre.shutdown, m, shutdown(Shutdown.GRACEFUL)),
+            "shut_down_once": lambda: TRUE,
+            "fate": _fates(
+                pre, (closing.lost, closing.lost_fate), (lambda c: q.owned(pre, c, m), closed)
+            ),
+            "quit": _request_quit(pre, m),
+        },
+    )
+
+
+def fast_shutdown(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.fast_shutdown``: TERM; the master closes its sockets and kills its workers."""
+    (m,) = args
+    guard = conj(q.live_master(pre, m), pre.shutdown(m) != shutdown(Shutdown.FAST))
+
+    def dying(x: Term) -> Formula:
+        return q.worker_child(pre, x, m)
+
+    closing = _close(pre, local, lambda x: disj(x == m, dying(x)), q.running_except(pre, m))
+
+    def reset(c: Term) -> Formula:
+        y = var("proc", "fs_y")
+        return disj(q.owned(pre, c, m), exists([y], conj(q.owned(pre, c, y), dying(y))))
+
+    return Effect(
+        guard,
+        {
+            **closing.updates,
+            "shutdown": _point(pre.shutdown, m, shutdown(Shutdown.FAST)),
+            "shut_down_once": lambda: TRUE,
+            "fate": _fates(pre, (closing.lost, closing.lost_fate), (reset, fate(Fate.RESET))),
+            "phase": lambda x: ite(dying(x), q.DEAD, pre.phase(x)),
+            "holds_mutex": lambda x: conj(pre.holds_mutex(x), neg(dying(x))),
+            "stopped": lambda x: conj(pre.stopped(x), neg(dying(x))),
+            "parent": lambda x, y: conj(pre.parent(x, y), neg(dying(y))),
+        },
+    )
+
+
+def upgrade(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.upgrade``: USR2; a new master inherits the sockets, or exits at once without."""
+    (m,) = args
+    c, y = var("proc", "up_c"), var("proc", "up_y")
+    pending = exists([c], conj(pre.parent(c, m), q.live_master(pre, c)))
+    is_new_binary = exists([y], conj(pre.parent(m, y), q.live_master(pre, y)))
+    guard = conj(q.commandable(pre, m), neg(pending), neg(is_new_binary))
+    n = local.const("proc", "new_binary")
+    local.require(q.is_fresh_process(pre, n))
+    inherits = local.let("inherits", q.holds_any(pre, m))
+    start = ite(inherits, q.RUNNING, q.DEAD)
+    new = NewProcess(
+        n, True, m, _next_generation(local, pre.gen(m)), None, lambda s: pre.holds(m, s), start
+    )
+    return Effect(guard, _create_process(pre, new))
+
+
+def kill_master(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.kill_master``: SIGKILL; the workers are reparented to init."""
+    (m,) = args
+    return Effect(q.live_master(pre, m), _exit_one(config, pre, local, m))
+
+
+# ---------------------------------------------------------------------------------------------
+# Internal actions
+# ---------------------------------------------------------------------------------------------
+
+
+def spawn_worker(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.spawn_worker``: fork into a slot; private reuseport binds after fork."""
+    m, i = args
+    guard = conj(q.commandable(pre, m), neg(pre.abandoned(m, i)), neg(q.slot_is_filled(pre, m, i)))
+    if config.master_holds_listeners:
+        guard = conj(guard, q.holds_any(pre, m))
+    n = local.const("proc", "new_worker")
+    local.require(q.is_fresh_process(pre, n))
+    if config.master_holds_listeners:
+        new = NewProcess(n, False, m, pre.gen(m), i, lambda s: pre.holds(m, s))
+        return Effect(guard, _create_process(pre, new))
+    return Effect(guard, _spawn_private(config, pre, local, m, i, n))
+
+
+def _spawn_private(
+    config: Config, pre: Vocab, local: Locals, m: Term, i: Term, n: Term
+) -> dict[str, Update]:
+    # The forked worker binds its own reuseport socket; if a non-reuseport socket listens on the
+    # port, bind fails and the worker exits at once (a zombie of its master). Its inherited
+    # descriptors are the master's, which the master still holds, so closing them closes nothing.
+    ok = local.let("bind_ok", neg(q.bind_conflicts(pre, reuseport=True)))
+    s0 = local.const("sock", "own_sock")
+    local.require(neg(pre.s_in(s0)))
+    sockets = NewSockets(lambda s: conj(ok, s == s0), lambda s, j: j == i, True, False)
+    fds = lambda s: conj(ok, disj(s == s0, pre.holds(m, s)))  # noqa: E731
+    start = ite(ok, q.RUNNING, q.DEAD)
+    new = NewProcess(n, False, m, pre.gen(m), i, fds, start)
+    return {**_create_sockets(pre, sockets), **_create_process(pre, new)}
+
+
+def retire_generation(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.retire_generation``: once every slot is filled, QUIT the older workers."""
+    (m,) = args
+    i, x = var("slot", "rg_i"), var("proc", "rg_x")
+    filled = forall([i], disj(pre.abandoned(m, i), q.slot_is_filled(pre, m, i)))
+
+    def old(w: Term) -> Formula:
+        return conj(
+            q.worker_child(pre, w, m),
+            STATIC.gen_lt(pre.gen(w), pre.gen(m)),
+            neg(pre.quit(w)),
+        )
+
+    guard = conj(q.commandable(pre, m), filled, exists([x], old(x)))
+    return Effect(guard, {"quit": lambda w: disj(pre.quit(w), old(w))})
+
+
+def rebind_listeners(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.rebind_listeners``: the rebind design binds fresh sockets after a reload."""
+    (m,) = args
+    if not config.reload_rebinds:
+        return Effect(FALSE)
+    reuseport = config.mode is Mode.REUSEPORT
+    guard = conj(
+        q.commandable(pre, m), neg(q.holds_any(pre, m)), neg(q.bind_conflicts(pre, reuseport))
+    )
+    sockets = _new_sockets(config, pre, local, by_master=True)
+    updates = _create_sockets(pre, sockets)
+    updates["holds"] = _row(pre.holds, m, sockets.is_new)
+    return Effect(guard, updates)
+
+
+def accept(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.accept``: the oldest queued connection; poll mode wakes every waiter."""
+    p, s = args
+    head = local.const("conn", "head")
+    d = var("conn", "ac_d")
+    local.require(
+        pre.in_queue(head, s),
+        forall([d], implies(pre.in_queue(d, s), neg(STATIC.conn_lt(d, head)))),
+    )
+    queued = exists([d], pre.in_queue(d, s))
+    guard = conj(pre.s_in(s), queued, q.is_waiting_on(config, pre, p, s))
+    other = var("proc", "ac_other")
+    herd = config.mode is Mode.POLL
+    woke_many = local.let(
+        "woke_many",
+        exists([other], conj(other != p, q.is_waiting_on(config, pre, other, s)))
+        if herd
+        else FALSE,
+    )
+    stepped = local.let("orphan", q.orphan(pre, p))
+    return Effect(
+        guard,
+        {
+            "in_queue": lambda c, t: conj(pre.in_queue(c, t), neg(conj(c == head, t == s))),
+            "fate": _point(pre.fate, head, q.ACCEPTED),
+            "owns": _row(pre.owns, head, lambda y: y == p),
+            "accepted_once": _point(pre.accepted_once, head, TRUE),
+            "accepted_twice": _point(pre.accepted_twice, head, pre.accepted_once(head)),
+            "c_by_master": _point(pre.c_by_master, head, pre.master(p)),
+            "woke_many": _point(pre.woke_many, head, woke_many),
+            "orphan_stepped": _point(pre.orphan_stepped, p, disj(pre.orphan_stepped(p), stepped)),
+        },
+    )
+
+
+def acquire_mutex(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.acquire_mutex``: CAS 0 → pid (ngx_shmtx_trylock)."""
+    (p,) = args
+    if config.mode is not Mode.MUTEX:
+        return Effect(FALSE)
+    guard = conj(
+        neg(pre.locked()),
+        pre.p_in(p),
+        neg(pre.master(p)),
+        pre.phase(p) == q.RUNNING,
+        neg(pre.stopped(p)),
+        neg(pre.quit(p)),
+        q.holds_any(pre, p),
+        q.has_capacity(config, pre, p),
+        neg(q.frozen_orphan(config, pre, p)),
+    )
+    return Effect(
+        guard,
+        {
+            "holds_mutex": _point(pre.holds_mutex, p, TRUE),
+            "locked": lambda: TRUE,
+            "holder": lambda: p,
+        },
+    )
+
+
+def release_mutex(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.release_mutex``: CAS pid → 0."""
+    (p,) = args
+    guard = conj(pre.holds_mutex(p), q.can_run(pre, p))
+    return Effect(
+        guard,
+        {
+            "holds_mutex": _point(pre.holds_mutex, p, FALSE),
+            "locked": lambda: conj(pre.locked(), pre.holder() != p),
+        },
+    )
+
+
+def pass_connection(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.pass_connection``: SCM_RIGHTS from the owning master to its worker."""
+    c, p = args
+    owner = local.const("proc", "owner")
+    guard = conj(
+        pre.c_in(c),
+        pre.fate(c) == q.ACCEPTED,
+        pre.owns(c, owner),
+        pre.master(owner),
+        q.can_run(pre, owner),
+        pre.p_in(p),
+        neg(pre.master(p)),
+        pre.parent(p, owner),
+        pre.phase(p) == q.RUNNING,
+        neg(pre.stopped(p)),
+        neg(pre.quit(p)),
+        q.has_capacity(config, pre, p),
+    )
+    return Effect(guard, {"owns": _row(pre.owns, c, lambda y: y == p)})
+
+
+def serve_request(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.serve_request``: the worker responds; an orphan's response is counted."""
+    (c,) = args
+    owner = local.const("proc", "owner")
+    guard = conj(
+        pre.c_in(c),
+        pre.fate(c) == q.ACCEPTED,
+        pre.requested(c),
+        pre.owns(c, owner),
+        neg(pre.master(owner)),
+        q.can_run(pre, owner),
+        neg(q.frozen_orphan(config, pre, owner)),
+    )
+    stepped = local.let("orphan", q.orphan(pre, owner))
+    return Effect(
+        guard,
+        {
+            "fate": _point(pre.fate, c, fate(Fate.SERVED)),
+            "orphan_stepped": _point(
+                pre.orphan_stepped, owner, disj(pre.orphan_stepped(owner), stepped)
+            ),
+        },
+    )
+
+
+def begin_graceful_exit(
+    config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals
+) -> Effect:
+    """``actions.begin_graceful_exit``: stop accepting, drop the mutex, close idle connections."""
+    (p,) = args
+    guard = conj(
+        pre.p_in(p),
+        neg(pre.master(p)),
+        pre.quit(p),
+        pre.phase(p) == q.RUNNING,
+        neg(pre.stopped(p)),
+    )
+    closing = _close(pre, local, lambda x: x == p, q.service_running(pre))
+
+    def idle(c: Term) -> Formula:
+        return conj(q.owned(pre, c, p), neg(pre.requested(c)))
+
+    return Effect(
+        guard,
+        {
+            **closing.updates,
+            "phase": _point(pre.phase, p, q.EXITING),
+            "holds_mutex": _point(pre.holds_mutex, p, FALSE),
+            "locked": lambda: conj(pre.locked(), pre.holder() != p),
+            "fate": _fates(pre, (closing.lost, closing.lost_fate), (idle, fate(Fate.CLOSED))),
+        },
+    )
+
+
+def exit_worker(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.exit_worker``: an exiting worker with nothing in flight, or a frozen orphan."""
+    (p,) = args
+    done = conj(pre.phase(p) == q.EXITING, neg(pre.stopped(p)), q.owns_nothing(pre, p))
+    guard = conj(
+        q.alive(pre, p), neg(pre.master(p)), disj(q.frozen_orphan(config, pre, p), done)
+    )
+    return Effect(guard, _exit_one(config, pre, local, p))
+
+
+def reap(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.reap``: waitpid; force-unlock; without respawn the slot is abandoned."""
+    (p,) = args
+    m = local.const("proc", "reaper")
+    guard = conj(
+        pre.p_in(p),
+        pre.phase(p) == q.DEAD,
+        pre.parent(p, m),
+        pre.master(m),
+        q.can_run(pre, m),
+    )
+    updates: dict[str, Update] = {"p_in": lambda x: conj(pre.p_in(x), x != p)}
+    if config.force_unlock:
+        updates["locked"] = lambda: conj(pre.locked(), pre.holder() != p)
+    if not config.respawn:
+        crashed = conj(
+            neg(pre.master(p)),
+            pre.gen(p) == pre.gen(m),
+            pre.shutdown(m) == shutdown(Shutdown.NONE),
+        )
+        updates["abandoned"] = lambda x, i: disj(
+            pre.abandoned(x, i), conj(x == m, crashed, pre.wslot(p, i))
+        )
+    return Effect(guard, updates)
+
+
+def exit_master(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.exit_master``: after a shutdown, with no worker left and nothing in hand."""
+    (m,) = args
+    c = var("proc", "em_c")
+    no_workers = forall([c], neg(conj(pre.p_in(c), pre.parent(c, m), neg(pre.master(c)))))
+    guard = conj(
+        q.live_master(pre, m),
+        pre.shutdown(m) != shutdown(Shutdown.NONE),
+        no_workers,
+        q.owns_nothing(pre, m),
+    )
+    return Effect(guard, _exit_one(config, pre, local, m))
+
+
+TRANSITIONS: dict[str, Builder] = {
+    "start_master": start_master,
+    "connect": connect,
+    "send_request": send_request,
+    "close_connection": close_connection,
+    "kill_worker": kill_worker,
+    "stop_worker": stop_worker,
+    "continue_worker": continue_worker,
+    "reload": reload,
+    "graceful_shutdown": graceful_shutdown,
+    "fast_shutdown": fast_shutdown,
+    "upgrade": upgrade,
+    "kill_master": kill_master,
+    "spawn_worker": spawn_worker,
+    "retire_generation": retire_generation,
+    "rebind_listeners": rebind_listeners,
+    "accept": accept,
+    "acquire_mutex": acquire_mutex,
+    "release_mutex": release_mutex,
+    "pass_connection": pass_connection,
+    "serve_request": serve_request,
+    "begin_graceful_exit": begin_graceful_exit,
+    "exit_worker": exit_worker,
+    "reap": reap,
+    "exit_master": exit_master,
+}
+"""The z3 transition of every action, by the name in :data:`forkshare.model.actions.ACTIONS`."""
