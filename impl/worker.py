@@ -60,8 +60,9 @@ from forkshare.impl.trace import Trace
 
 log = logging.getLogger("forkshare.impl")
 
-TICK: Final = 0.5  # timers, the parent check and the graceful sweep run at least this often
-FIRST_BYTE_GRACE: Final = 0.1
+TICK: Final = 0.5  # timers and the parent check run at least this often
+QUIT_TICK: Final = 0.05  # the graceful sweep's period while draining
+FIRST_BYTE_GRACE: Final = 0.3
 RECV_SIZE: Final = 65536
 
 
@@ -130,6 +131,7 @@ class Worker:
         self.state = State.RUNNING
         self.now = time.monotonic()
         self.quit_deadline = 0.0
+        self.next_tick = self.now + TICK
         self.acceptor = self._make_acceptor()
         self.epoll.register(inbox.fileno, select.EPOLLIN)
 
@@ -159,10 +161,11 @@ class Worker:
     def run(self) -> int:
         """Serve until stopped; returns the exit status."""
         acceptor, connections, inbox_fd = self.acceptor, self.connections, self.inbox.fileno
-        next_tick = self.now + TICK
+        self.next_tick = self.now + TICK
         while self.state is not State.DONE:
             acceptor.arm(self.now)
-            events = acceptor.wait(acceptor.timeout(max(0.0, next_tick - self.now), self.now))
+            wait = acceptor.timeout(max(0.0, self.next_tick - self.now), self.now)
+            events = acceptor.wait(wait)
             self.now = time.monotonic()
             for fd, mask in events:
                 connection = connections.get(fd)
@@ -173,9 +176,9 @@ class Worker:
                 elif fd in acceptor.fds:
                     acceptor.on_ready(fd, self.now)
             acceptor.after_events()
-            if self.now >= next_tick:
+            if self.now >= self.next_tick:
                 self._tick()
-                next_tick = self.now + TICK
+                self.next_tick = self.now + (TICK if self.state is State.RUNNING else QUIT_TICK)
         return self._finish()
 
     # -- connections ---------------------------------------------------------------------------
@@ -294,6 +297,7 @@ class Worker:
 
     def _begin_quit(self) -> None:
         self.state = State.QUITTING
+        self.next_tick = self.now + QUIT_TICK
         self.quit_deadline = self.now + self.spec.options.graceful_timeout
         set_title(f"forkshare: worker {self.spec.slot} gen {self.spec.generation} shutting down")
         self.acceptor.stop()
