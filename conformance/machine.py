@@ -25,9 +25,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config
 from forkshare.model.explorer import initial_state
@@ -35,6 +32,14 @@ from forkshare.model.invariants import INVARIANTS
 from forkshare.model.state import System
 from forkshare.model.symmetry import canonical
 from forkshare.model.table import Action, Kind
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 Step = tuple[str, tuple[int, ...]]
 """An action's name and its arguments (model pids, sids and cids)."""
@@ -81,7 +86,9 @@ class ModelBackend:
 BackendFactory = Callable[[Config], Backend]
 
 
-def enabled_arguments(config: Config, action: Action, states: Iterable[System]) -> list[tuple[int, ...]]:
+def enabled_arguments(
+    config: Config, action: Action, states: Iterable[System]
+) -> list[tuple[int, ...]]:
     """Argument tuples for which ``action`` is enabled in at least one of ``states``, sorted."""
     found: set[tuple[int, ...]] = set()
     for state in states:
@@ -112,15 +119,21 @@ class ForkshareMachine(RuleBasedStateMachine):
     """Base class; :func:`build_machine` adds one rule per action for a given configuration."""
 
     config: ClassVar[Config]
-    backend_factory: ClassVar[BackendFactory]
+    checked: ClassVar[frozenset[str]] = frozenset(INVARIANTS)
+    """Names of the invariants checked after every step (default: all of them)."""
     visited: ClassVar[set[System] | None] = None
     """When set, every state the machine passes through is added (canonical form), for coverage."""
 
     def __init__(self) -> None:
         super().__init__()
         self.states: frozenset[System] = frozenset({initial_state()})
-        self.backend: Backend = self.backend_factory(self.config)
+        self.backend: Backend = self.create_backend()
         self.steps: list[Step] = []
+
+    @classmethod
+    def create_backend(cls) -> Backend:
+        """What runs alongside the model; :func:`build_machine` decides."""
+        return ModelBackend(cls.config)
 
     @initialize()
     def record_initial(self) -> None:
@@ -131,12 +144,27 @@ class ForkshareMachine(RuleBasedStateMachine):
         """Stop the backend's processes."""
         self.backend.close()
 
+    @rule()
+    def settle(self) -> None:
+        """Let time pass: nothing changes in the model; a real target is observed again.
+
+        Always enabled, so a walk that reaches a terminal state (everything shut down) can go on.
+        """
+        if not self.backend.drives_internal:
+            self.states = self.backend.allowed(internal_closure(self.config, self.states))
+            if not self.states:
+                raise AssertionError(
+                    "while idle, the target shows a state the model does not allow"
+                )
+
     @invariant()
     def every_invariant_holds(self) -> None:
         """Every invariant that applies to the configuration holds in every candidate state."""
         for state in self.states:
             for inv in INVARIANTS.values():
-                if inv.applies(self.config) and not inv.holds(self.config, state):
+                if inv.name not in self.checked or not inv.applies(self.config):
+                    continue
+                if not inv.holds(self.config, state):
                     raise AssertionError(f"invariant {inv.name} violated: {inv.claim}")
 
     def take(self, action: Action, data: st.DataObject) -> None:
@@ -189,6 +217,7 @@ def build_machine(
     config: Config,
     backend_factory: BackendFactory = ModelBackend,
     visited: set[System] | None = None,
+    checked: Iterable[str] | None = None,
 ) -> type[ForkshareMachine]:
     """A state machine class for ``config``: one rule per entry of the action table.
 
@@ -196,11 +225,20 @@ def build_machine(
         config: the configuration the model runs under.
         backend_factory: builds what runs alongside the model (default: nothing, pure model).
         visited: if given, collects every canonical state the machine passes through.
+        checked: the invariants to check after every step (default: every one).
+
+    Raises:
+        KeyError: ``checked`` names an invariant that is not in the table.
     """
+    names = frozenset(INVARIANTS if checked is None else checked)
+    unknown = names - set(INVARIANTS)
+    if unknown:
+        raise KeyError(f"no such invariant: {', '.join(sorted(unknown))}")
     namespace: dict[str, Any] = {
         "config": config,
-        "backend_factory": staticmethod(backend_factory),
+        "create_backend": classmethod(lambda cls: backend_factory(cls.config)),
         "visited": visited,
+        "checked": names,
     }
     for action in ACTIONS.values():
         namespace[action.name] = _make_rule(action)

@@ -1,0 +1,100 @@
+"""The kernel facts the model is built from (DOMAIN.md §5), each checked on concrete states."""
+
+from __future__ import annotations
+
+from forkshare.model.actions import ACTIONS
+from forkshare.model.config import Bounds, Config, Mode
+from forkshare.model.explorer import initial_state
+from forkshare.model.kernel import bind_conflicts, close_descriptor, exit_process
+from forkshare.model.state import Fate, System
+
+
+def run(config: Config, *steps: tuple[str, tuple[int, ...]]) -> System:
+    """Apply ``steps`` from the initial state, taking the first successor of each."""
+    state = initial_state()
+    for name, args in steps:
+        action = ACTIONS[name]
+        assert action.guard(config, state, *args), f"{name}{args} is not enabled"
+        state = action.successors(config, state, args)[0]
+    return state
+
+
+SHARED = Config(mode=Mode.EXCLUSIVE, workers=2, bounds=Bounds(connections=4))
+
+
+def test_fork_gives_the_child_the_same_listening_socket() -> None:
+    state = run(SHARED, ("start_master", ()), ("spawn_worker", (1, 0)))
+    master, worker = state.processes
+    assert master.fds == worker.fds == frozenset({0})
+
+
+def test_the_socket_survives_while_any_process_holds_it() -> None:
+    state = run(SHARED, ("start_master", ()), ("spawn_worker", (1, 0)), ("connect", ()))
+    state = close_descriptor(state, 1, 0)
+    assert state.listener(0).listening
+    assert state.connection(0).fate is Fate.QUEUED
+
+
+def test_closing_the_last_descriptor_resets_the_queue() -> None:
+    state = run(SHARED, ("start_master", ()), ("spawn_worker", (1, 0)), ("connect", ()))
+    state = close_descriptor(close_descriptor(state, 1, 0), 2, 0)
+    assert not state.listener(0).listening
+    assert state.connection(0).fate is Fate.ABORTED
+
+
+def test_the_queue_holds_backlog_plus_one_then_drops_syns() -> None:
+    config = Config(mode=Mode.EXCLUSIVE, workers=1, backlog=1, bounds=Bounds(connections=4))
+    state = run(config, ("start_master", ()), ("connect", ()), ("connect", ()), ("connect", ()))
+    fates = [c.fate for c in state.connections]
+    assert fates == [Fate.QUEUED, Fate.QUEUED, Fate.DROPPED]
+
+
+def test_a_dead_worker_resets_its_connection_in_flight_but_not_the_queue() -> None:
+    state = run(
+        SHARED,
+        ("start_master", ()),
+        ("spawn_worker", (1, 0)),
+        ("connect", ()),
+        ("connect", ()),
+        ("accept", (2, 0)),
+    )
+    state = exit_process(state, 2)
+    assert [c.fate for c in state.connections] == [Fate.RESET, Fate.QUEUED]
+
+
+def test_bind_fails_against_a_listener_unless_both_use_reuseport() -> None:
+    shared = run(SHARED, ("start_master", ()))
+    assert bind_conflicts(shared, 0, reuseport=False)
+    assert bind_conflicts(shared, 0, reuseport=True)
+    group = run(Config(mode=Mode.REUSEPORT, workers=2), ("start_master", ()))
+    assert not bind_conflicts(group, 0, reuseport=True)
+    assert bind_conflicts(group, 0, reuseport=False)
+
+
+def test_reuseport_hashes_a_connection_to_any_member_of_the_group() -> None:
+    config = Config(mode=Mode.REUSEPORT, workers=3)
+    state = run(config, ("start_master", ()))
+    successors = ACTIONS["connect"].successors(config, state, ())
+    assert sorted(s.connection(0).listener for s in successors) == [0, 1, 2]
+
+
+def test_poll_wakes_every_idle_worker_and_exclusive_wakes_one() -> None:
+    steps = (
+        ("start_master", ()),
+        ("spawn_worker", (1, 0)),
+        ("spawn_worker", (1, 1)),
+        ("connect", ()),
+        ("accept", (2, 0)),
+    )
+    herd = run(Config(mode=Mode.POLL, workers=2), *steps)
+    one = run(Config(mode=Mode.EXCLUSIVE, workers=2), *steps)
+    assert herd.connection(0).wakeups == 2
+    assert one.connection(0).wakeups == 1
+
+
+def test_an_orphan_is_reparented_to_init() -> None:
+    config = Config(mode=Mode.EXCLUSIVE, workers=1, bounds=Bounds(master_kills=1))
+    state = run(config, ("start_master", ()), ("spawn_worker", (1, 0)), ("kill_master", (1,)))
+    (worker,) = state.processes
+    assert worker.parent == 0
+    assert state.is_orphan(worker)
