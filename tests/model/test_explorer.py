@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from forkshare.cli import main as forkshare
 from forkshare.model.config import Bounds, Config, Mode
 from forkshare.model.explorer import explore
@@ -58,7 +59,6 @@ def test_only_the_poll_mode_wakes_more_than_one_worker() -> None:
 def test_stopping_the_mutex_holder_stalls_every_accept() -> None:
     """nginx accept_mutex on: a SIGSTOPped holder keeps the mutex; no other worker can accept."""
     from forkshare.model.actions import ACTIONS
-
     from tests.model.test_kernel import run
 
     config = Config(mode=Mode.MUTEX, workers=2, bounds=Bounds(connections=1, stops=1))

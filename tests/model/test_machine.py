@@ -55,7 +55,8 @@ def test_model_coverage_of_a_default_run_is_reported() -> None:
 
 
 def _reachable_states(config: Config) -> set[System]:
-    from forkshare.model.explorer import canonical, initial_state, successors
+    from forkshare.model.explorer import initial_state, successors
+    from forkshare.model.symmetry import canonical
 
     root = canonical(initial_state())[0]
     seen = {root}
