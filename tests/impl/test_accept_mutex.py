@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+
 from forkshare.impl.accept_mutex import AcceptMutex
 
 

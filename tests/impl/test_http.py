@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from forkshare.impl.http import MAX_HEAD_BYTES, Responses, Session
 
 RESPONSES = Responses(pid=42, generation=3, slot=1)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from forkshare.impl.errors import OptionsError
 from forkshare.impl.options import load_options, parse_address
 
