@@ -13,14 +13,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
 from forkshare.errors import UsageError
 from forkshare.model.config import Bounds, Config, Mode, ParentDeath
 from forkshare.model.explorer import Exploration, Violation, explore
 from forkshare.model.trace_text import describe_state
 from forkshare.model.variants import VARIANTS
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,12 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rich.console import Console
+
 from forkshare.conformance.errors import GraphvizMissingError
 from forkshare.conformance.observer import snapshot
 from forkshare.conformance.rendering import render_text, to_dot, to_json
 from forkshare.conformance.sharing_mode import infer_mode
 from forkshare.errors import ForkshareError
-from rich.console import Console
 
 
 def build_parser() -> argparse.ArgumentParser:

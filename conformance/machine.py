@@ -25,13 +25,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
-from forkshare.model.actions import ACTIONS
-from forkshare.model.config import Config
-from forkshare.model.explorer import initial_state
-from forkshare.model.invariants import INVARIANTS
-from forkshare.model.state import System
-from forkshare.model.symmetry import canonical
-from forkshare.model.table import Action, Kind
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -40,6 +33,14 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+
+from forkshare.model.actions import ACTIONS
+from forkshare.model.config import Config
+from forkshare.model.explorer import initial_state
+from forkshare.model.invariants import INVARIANTS
+from forkshare.model.state import System
+from forkshare.model.symmetry import canonical
+from forkshare.model.table import Action, Kind
 
 Step = tuple[str, tuple[int, ...]]
 """An action's name and its arguments (model pids, sids and cids)."""

@@ -14,11 +14,12 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from forkshare.conformance.observer import ProcessView, ServerSnapshot
 from forkshare.conformance.procfs import EPOLLEXCLUSIVE, Endpoint
 from forkshare.conformance.sharing_mode import ModeInference
-from rich.console import Console
-from rich.table import Table
 
 # epoll_ctl(2) bits, in the order a reader expects them.
 _EPOLL_BITS = (

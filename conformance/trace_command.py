@@ -18,13 +18,14 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+
 from forkshare.conformance.errors import ToolMissingError
 from forkshare.conformance.strace_log import Syscall
 from forkshare.conformance.strace_run import TracedRun, run_under_strace
 from forkshare.conformance.syscall_trace import TracedProcess, TraceRole
 from forkshare.errors import ForkshareError
-from rich.console import Console
-from rich.markup import escape
 
 _ROLE_ORDER = (TraceRole.LAUNCHER, TraceRole.MASTER, TraceRole.WORKER)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from forkshare.conformance.launch import RunningTarget, free_port, launch
 
 TINY_PREFORK = Path(__file__).parent / "tiny_prefork.py"

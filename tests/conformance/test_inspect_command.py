@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from forkshare.cli import main as forkshare
 from forkshare.conformance import inspect_command
 from forkshare.conformance.errors import GraphvizMissingError

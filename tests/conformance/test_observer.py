@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+
 from forkshare.conformance import procfs
 from forkshare.conformance.deadline import wait_until
 from forkshare.conformance.errors import NoSuchProcessError, NothingListensError

@@ -8,6 +8,7 @@ import socket
 import sys
 
 import pytest
+
 from forkshare.conformance import procfs
 from forkshare.conformance.deadline import wait_until
 from forkshare.conformance.errors import (

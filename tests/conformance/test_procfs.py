@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from forkshare.conformance import procfs
 from forkshare.conformance.errors import ProcFormatError
 from forkshare.conformance.procfs import Endpoint, TcpState

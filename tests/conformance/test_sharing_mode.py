@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from forkshare.conformance.launch import RunningTarget
 from forkshare.conformance.observer import (
     EpollRegistration,

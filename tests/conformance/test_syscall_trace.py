@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from forkshare.conformance.errors import ProcFormatError
 from forkshare.conformance.strace_log import ProcessExit, Syscall, parse_strace
 from forkshare.conformance.syscall_trace import TraceAnalysis, TraceRole, analyze

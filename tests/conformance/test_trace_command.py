@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from forkshare.cli import main as forkshare
 from forkshare.conformance import procfs, strace_run
 from forkshare.conformance.deadline import wait_until
