@@ -244,24 +244,30 @@ STATIC = Statics(**{s.name: _declare(s, "") for s in STATIC_SYMBOLS})
 def _strict_total_order(lt: Decl, sort: Any, name: str) -> list[Formula]:
     x, y, z = (z3.Const(f"{name}_{v}", sort) for v in "xyz")
     return [
-        z3.ForAll([x], z3.Not(lt(x, x))),
-        z3.ForAll([x, y, z], z3.Implies(z3.And(lt(x, y), lt(y, z)), lt(x, z))),
-        z3.ForAll([x, y], z3.Or(x == y, lt(x, y), lt(y, x))),
+        forall([x], z3.Not(lt(x, x))),
+        forall([x, y, z], z3.Implies(z3.And(lt(x, y), lt(y, z)), lt(x, z))),
+        forall([x, y], z3.Or(x == y, lt(x, y), lt(y, x))),
     ]
 
 
-STATIC_AXIOMS: tuple[Formula, ...] = (
-    *_strict_total_order(STATIC.conn_lt, CONN, "co"),
-    *_strict_total_order(STATIC.gen_lt, GEN, "go"),
-)
-"""Connections and generations are totally ordered (cid order, generation numbers)."""
+def static_axioms() -> list[Formula]:
+    """Connections and generations are totally ordered (cid order, generation numbers)."""
+    return [
+        *_strict_total_order(STATIC.conn_lt, CONN, "co"),
+        *_strict_total_order(STATIC.gen_lt, GEN, "go"),
+    ]
 
 
 def is_successor(before: Term, after: Term) -> Formula:
     """``after`` is the generation right after ``before`` (generation + 1)."""
     h = z3.Const("succ_h", GEN)
     lt = STATIC.gen_lt
-    return z3.And(lt(before, after), z3.ForAll([h], z3.Not(z3.And(lt(before, h), lt(h, after)))))
+    return z3.And(lt(before, after), forall([h], z3.Not(z3.And(lt(before, h), lt(h, after)))))
+
+
+def one_of(term: Term, sort: str) -> Formula:
+    """Inside :func:`grounded`: ``term`` is one of the elements of ``sort``."""
+    return z3.Or(*[term == e for e in _GROUND[sort]])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,13 +284,45 @@ def var(sort: str, name: str) -> Term:
 
 
 def forall(variables: Sequence[Term], body: Formula) -> Formula:
-    """∀ variables. body"""
+    """∀ variables. body (expanded into a conjunction inside :func:`grounded`)."""
+    if _GROUND:
+        return z3.And(*_instances(variables, body))
     return z3.ForAll(list(variables), body)
 
 
 def exists(variables: Sequence[Term], body: Formula) -> Formula:
-    """∃ variables. body"""
+    """∃ variables. body (expanded into a disjunction inside :func:`grounded`)."""
+    if _GROUND:
+        return z3.Or(*_instances(variables, body))
     return z3.Exists(list(variables), body)
+
+
+_GROUND: dict[str, list[Term]] = {}
+"""The finite universes formulas are being built over, if any (see :func:`grounded`)."""
+
+
+@contextmanager
+def grounded(universes: dict[str, Sequence[Element]]) -> Iterator[dict[str, list[Term]]]:
+    """Build formulas over finite universes: every quantifier becomes the conjunction (∀) or the
+    disjunction (∃) of its instances, one ``substitute`` call each.
+
+    Bounded model checking over a few elements per sort is then quantifier-free, and z3 answers
+    in milliseconds where model-based quantifier instantiation over the same finite sorts takes
+    seconds. Yields the elements (z3 constants) of each sort.
+    """
+    _GROUND.update({s: [element(s, n) for n in names] for s, names in universes.items()})
+    try:
+        yield dict(_GROUND)
+    finally:
+        _GROUND.clear()
+
+
+def _instances(variables: Sequence[Term], body: Formula) -> list[Formula]:
+    found = [body]
+    for v in variables:
+        elements = _GROUND[_SORT_NAMES[v.sort().name()]]
+        found = [z3.substitute(f, (v, e)) for f in found for e in elements]
+    return found
 
 
 def conj(*parts: Formula) -> Formula:
@@ -376,6 +414,32 @@ class Locals:
         """Constrain the step's fresh symbols."""
         self.side.extend(formulas)
 
+    def loose(self) -> list[tuple[Term, str]]:
+        """The fresh constants of uninterpreted sorts, with their sort names."""
+        found = []
+        for term in self.symbols.values():
+            if z3.is_const(term):
+                sort = _SORT_NAMES.get(term.sort().name())
+                if sort in UNINTERPRETED:
+                    found.append((term, sort))
+        return found
+
+
+def choice(name: str, options: Sequence[str]) -> dict[str, Formula]:
+    """A fresh constant that takes exactly one of ``options``: option → "it is this one"."""
+    sort, consts = _choice_sort(tuple(options))
+    chosen = z3.Const(name, sort)
+    return {option: chosen == c for option, c in zip(options, consts, strict=True)}
+
+
+_CHOICE_SORTS: dict[tuple[str, ...], tuple[Any, list[Any]]] = {}
+
+
+def _choice_sort(options: tuple[str, ...]) -> tuple[Any, list[Any]]:
+    if options not in _CHOICE_SORTS:
+        _CHOICE_SORTS[options] = z3.EnumSort(f"Choice{len(_CHOICE_SORTS)}", list(options))
+    return _CHOICE_SORTS[options]
+
 
 # ---------------------------------------------------------------------------------------------
 # Solving
@@ -395,8 +459,8 @@ class Outcome:
 class Solver:
     """A z3 solver with a per-check timeout and frames (mypyvy's ``solver.new_frame``)."""
 
-    def __init__(self, timeout_ms: int) -> None:
-        self._solver = z3.Solver()
+    def __init__(self, timeout_ms: int, *, logic: str | None = None) -> None:
+        self._solver = z3.SolverFor(logic) if logic else z3.Solver()
         self._solver.set("timeout", timeout_ms)
 
     def add(self, *formulas: Formula) -> None:

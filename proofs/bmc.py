@@ -1,0 +1,353 @@
+"""Bounded model checking: shortest traces from the initial state, decoded and replayed.
+
+:func:`search` unrolls the transition relation step by step from the empty state (``System()``),
+asking z3 at each depth for a last state where ``goal`` holds — an invariant violated (to refute an
+unsafe design) or an action fired (a witness that the action is not vacuous). The first depth that
+answers ``sat`` gives a shortest trace. The trace is decoded into named steps and states, then
+:func:`replay`\\ ed through the Python model: each step must be enabled there, one of its successors
+must have exactly the decoded state's structure, and (for a refutation) the Python predicate must
+fail at the end. A trace that does not replay is an :class:`~forkshare.proofs.errors.EncodingMismatchError`.
+
+Discussion:
+    *Finite slots, everything else free.* The Python model enumerates ``range(config.workers)``
+    slots, so the unrolling fixes the slot sort to exactly that many elements; processes,
+    sockets, connections and generations stay unbounded and z3 picks their number. With finitely
+    many slots the constraint "every reuseport socket has a slot" (which the inductive proofs must
+    leave out, see :mod:`forkshare.proofs.transitions`) is added to every state, so every decoded
+    state is one the Python model can reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from forkshare.model.actions import ACTIONS
+from forkshare.model.config import Bounds, Config
+from forkshare.model.explorer import initial_state
+from forkshare.model.state import System
+from forkshare.model.table import Param, describe_step
+from forkshare.model.trace_text import describe_state
+from forkshare.proofs.encoding import (
+    STATE_SYMBOLS,
+    STATIC,
+    Formula,
+    Symbol,
+    Locals,
+    Model,
+    Solver,
+    Term,
+    Vocab,
+    choice,
+    conj,
+    disj,
+    distinct,
+    grounded,
+    one_of,
+    static_axioms,
+    exists,
+    forall,
+    implies,
+    ite,
+    neg,
+    var,
+)
+from forkshare.proofs.errors import EncodingMismatchError
+from forkshare.proofs.structure import Naming, Structure, abstract, decode, naming, universes_for
+from forkshare.proofs.transitions import Update, arguments, effect
+
+UNBOUNDED = Bounds(
+    connections=99,
+    starts=99,
+    kills=99,
+    master_kills=99,
+    stops=99,
+    reloads=99,
+    upgrades=99,
+    shutdowns=99,
+)
+"""Budgets for replaying a z3 trace: the encoding has none, so the replay must not run out."""
+
+SIZES = {"proc": 4, "sock": 3, "conn": 2, "gen": 3}
+
+Goal = Callable[[Config, Vocab], Formula]
+"""What the last state of a trace must satisfy."""
+
+
+def initial(v: Vocab) -> Formula:
+    """``System()``: no process, no socket, no connection, the mutex free, no shutdown yet."""
+    p, s, c = var("proc", "i_p"), var("sock", "i_s"), var("conn", "i_c")
+    return conj(
+        forall([p], neg(v.p_in(p))),
+        forall([s], neg(v.s_in(s))),
+        forall([c], neg(v.c_in(c))),
+        neg(v.locked()),
+        neg(v.shut_down_once()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One decoded step: the action, its arguments named as the model's ids, the state after."""
+
+    action: str
+    args: tuple[int, ...]
+    state: System
+
+    @property
+    def label(self) -> str:
+        """``spawn_worker(master1, slot0)``."""
+        return describe_step(self.action, self.args, ACTIONS[self.action].params)
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """A shortest trace found by z3 and replayed through the Python model."""
+
+    steps: tuple[Step, ...]
+    ms: float
+    """Solver time over every depth tried."""
+    slowest_ms: float
+
+    def numbered(self) -> list[str]:
+        """``1. start_master() → master1{sock0} | sock0 q=[]``, one line per step."""
+        return [
+            f"{k}. {step.label} → {describe_state(step.state)}"
+            for k, step in enumerate(self.steps, 1)
+        ]
+
+
+@dataclass(slots=True)
+class _Unrolling:
+    config: Config
+    solver: Solver
+    universes: dict[str, list[str]]
+    states: list[Vocab] = field(default_factory=list)
+    fired: list[dict[str, Formula]] = field(default_factory=list)
+    locals: list[dict[str, Locals]] = field(default_factory=list)
+    slots: tuple[Term, ...] = ()
+
+
+def search(config: Config, goal: Goal, *, max_depth: int, timeout_ms: int) -> Trace | None:
+    """A shortest trace (at most ``max_depth`` steps) whose last state satisfies ``goal``."""
+    unrolling = _start(config, timeout_ms)
+    spent, slowest = 0.0, 0.0
+    for depth in range(max_depth + 1):
+        if depth:
+            _extend(unrolling)
+        with unrolling.solver.frame():
+            with grounded(unrolling.universes):
+                unrolling.solver.add(goal(config, unrolling.states[-1]))
+            outcome = unrolling.solver.check()
+        spent, slowest = spent + outcome.ms, max(slowest, outcome.ms)
+        if outcome.verdict == "sat":
+            return _found(unrolling, goal, spent, slowest)
+    return None
+
+
+def _found(unrolling: _Unrolling, goal: Goal, spent: float, slowest: float) -> Trace:
+    # The model of the frame is gone after pop: ask again with the goal kept (same depth).
+    with grounded(unrolling.universes):
+        unrolling.solver.add(goal(unrolling.config, unrolling.states[-1]))
+    outcome = unrolling.solver.check()
+    assert outcome.model is not None, "the same query answered sat a moment ago"
+    steps = replay(unrolling.config, outcome.model, unrolling)
+    return Trace(steps, spent + outcome.ms, max(slowest, outcome.ms))
+
+
+def _start(config: Config, timeout_ms: int) -> _Unrolling:
+    universes = {sort: [f"{sort}{k}" for k in range(size)] for sort, size in SIZES.items()}
+    universes["slot"] = [f"slot{k}" for k in range(config.workers)]
+    solver = Solver(timeout_ms, logic="QF_UF")
+    first = Vocab.named("@0")
+    with grounded(universes) as elements:
+        solver.add(*[distinct(*terms) for terms in elements.values()])
+        solver.add(*static_axioms(), initial(first), *_closed(first, elements))
+        solver.add(one_of(STATIC.gen_first(), "gen"))
+    slots = tuple(elements["slot"])
+    return _Unrolling(config, solver, universes, [first], slots=slots)
+
+
+def _extend(unrolling: _Unrolling) -> None:
+    """Add step k: one action is chosen; each symbol's new value is the chosen action's update
+    (or the old value when that action does not modify it), so no frame axioms are needed."""
+    with grounded(unrolling.universes) as elements:
+        _extend_grounded(unrolling, elements)
+
+
+def _extend_grounded(unrolling: _Unrolling, elements: dict[str, list[Term]]) -> None:
+    config, pre, solver = unrolling.config, unrolling.states[-1], unrolling.solver
+    k = len(unrolling.states)
+    post = Vocab.named(f"@{k}")
+    fired = choice(f"s{k}!action", list(ACTIONS))
+    scopes: dict[str, Locals] = {}
+    writers: dict[str, list[tuple[Formula, Update]]] = {s.name: [] for s in STATE_SYMBOLS}
+    for name in ACTIONS:
+        local = Locals(f"s{k}!{name}!")
+        step = effect(config, name, pre, arguments(name, local), local)
+        solver.add(implies(fired[name], conj(step.guard, *local.side)))
+        solver.add(*[one_of(t, sort) for t, sort in local.loose()])
+        for symbol, update in step.updates.items():
+            writers[symbol].append((fired[name], update))
+        scopes[name] = local
+    for symbol in STATE_SYMBOLS:
+        solver.add(_written(symbol, pre, post, writers[symbol.name]))
+    solver.add(_slotted(post), *_closed(post, elements))
+    unrolling.states.append(post)
+    unrolling.fired.append(fired)
+    unrolling.locals.append(scopes)
+
+
+def _closed(v: Vocab, elements: dict[str, list[Term]]) -> list[Formula]:
+    """The state's functions into uninterpreted sorts take values among the elements."""
+    found = [one_of(v.holder(), "proc")]
+    found += [one_of(v.gen(p), "gen") for p in elements["proc"]]
+    return found
+
+
+def _written(
+    symbol: Symbol, pre: Vocab, post: Vocab, writers: list[tuple[Formula, Update]]
+) -> Formula:
+    xs = [var(s, f"w_{symbol.name}_{k}") for k, s in enumerate(symbol.domain)]
+    value = pre.decl(symbol.name)(*xs)
+    for flag, update in reversed(writers):
+        value = ite(flag, update(*xs), value)
+    body = post.decl(symbol.name)(*xs) == value
+    return forall(xs, body) if xs else body
+
+
+def _slotted(v: Vocab) -> Formula:
+    """Every reuseport socket has a slot (true of every Python state; see the Discussion)."""
+    s, i = var("sock", "sl_s"), var("slot", "sl_i")
+    return forall([s], implies(conj(v.s_in(s), v.reuseport(s)), exists([i], v.sslot(s, i))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay
+# ---------------------------------------------------------------------------------------------
+
+_SORT_PREFIX = {"proc": "proc", "sock": "sock", "conn": "conn"}
+
+
+def replay(config: Config, model: Model, unrolling: _Unrolling) -> tuple[Step, ...]:
+    """Re-run the decoded trace through the Python model, checking every state's structure.
+
+    Raises:
+        EncodingMismatchError: a step is not enabled in Python, or no successor has the decoded
+            structure.
+    """
+    run = _Replay(replace(config, bounds=UNBOUNDED), model, naming(model, unrolling.states))
+    run.slots = {str(model.value(t)): k for k, t in enumerate(unrolling.slots)}
+    state = initial_state()
+    steps: list[Step] = []
+    for k, fired in enumerate(unrolling.fired):
+        name = next(n for n, flag in fired.items() if model.holds(flag))
+        args = run.arguments(name, unrolling.locals[k][name])
+        target = decode(model, unrolling.states[k + 1], run.names)
+        state = run.step(state, name, args, target, unrolling.states[k])
+        steps.append(Step(name, args, state))
+    return tuple(steps)
+
+
+@dataclass(slots=True)
+class _Replay:
+    """The pairing of z3 elements with Python ids, grown as the trace creates objects."""
+
+    config: Config
+    model: Model
+    names: Naming
+    slots: dict[str, int] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)
+    """``str(model value)`` → pid, sid or cid."""
+
+    def arguments(self, name: str, local: Locals) -> tuple[int, ...]:
+        values = []
+        for k, param in enumerate(ACTIONS[name].params):
+            key = str(self.model.value(local.symbols[f"arg{k}_{param.value}"]))
+            table = self.slots if param is Param.SLOT else self.ids
+            if key not in table:
+                raise EncodingMismatchError(f"{name}: argument {key} names nothing in the replay")
+            values.append(table[key])
+        return tuple(values)
+
+    def step(
+        self, state: System, name: str, args: tuple[int, ...], target: Structure, before: Vocab
+    ) -> System:
+        action = ACTIONS[name]
+        label = describe_step(name, args, action.params)
+        if not action.guard(self.config, state, *args):
+            raise EncodingMismatchError(f"{label} is not enabled in the Python model here")
+        for succ in action.successors(self.config, state, args):
+            pairing = dict(self.ids)
+            self._pair_new(state, succ, target, before, pairing)
+            if self._agrees(succ, target, pairing):
+                self.ids = pairing
+                return succ
+        raise EncodingMismatchError(f"no Python successor of {label} has the decoded state")
+
+    def _born(self, sort: str, marker: str, target: Structure, before: Vocab) -> list[Term]:
+        was_there = before.decl(marker)
+        return [
+            t
+            for t in self.names.terms[sort]
+            if not self.model.holds(was_there(t)) and target.holds(marker, self.names.name(t))
+        ]
+
+    def _pair_new(
+        self, old: System, new: System, target: Structure, before: Vocab, pairing: dict[str, int]
+    ) -> None:
+        pids = [p.pid for p in new.processes if old.process(p.pid) is None]
+        procs = self._born("proc", "p_in", target, before)
+        if len(pids) == len(procs) == 1:
+            pairing[str(procs[0])] = pids[0]
+        cids = [c.cid for c in new.connections[len(old.connections) :]]
+        conns = self._born("conn", "c_in", target, before)
+        if len(cids) == len(conns) == 1:
+            pairing[str(conns[0])] = cids[0]
+        made = new.listeners[len(old.listeners) :]
+        for term in self._born("sock", "s_in", target, before):
+            slot = self._slot_of(target, term)
+            match = [lst.sid for lst in made if lst.slot == slot]
+            if len(match) == 1:
+                pairing[str(term)] = match[0]
+
+    def _slot_of(self, target: Structure, term: Term) -> int:
+        sock = self.names.name(term)
+        for key, index in self.slots.items():
+            if target.holds("sslot", sock, self.names.names[key]):
+                return index
+        return -1
+
+    def _agrees(self, system: System, target: Structure, pairing: dict[str, int]) -> bool:
+        renaming = {
+            self.names.names[key]: f"{_SORT_PREFIX[sort]}{pairing[key]}"
+            for sort in _SORT_PREFIX
+            for key in map(str, self.names.terms[sort])
+            if key in pairing
+        }
+        renaming |= {self.names.names[key]: f"slot{k}" for key, k in self.slots.items()}
+        concrete = abstract(self.config, system, universes_for(self.config, [system]))
+        return visible(concrete) == visible(target, renaming)
+
+
+def visible(structure: Structure, renaming: dict[str, str] | None = None) -> frozenset[object]:
+    """The facts about the elements that are there, renamed: what a replay must reproduce.
+
+    Junk on absent elements and the static orders are left out; the lock word's pid is kept as
+    ``gone`` when no process has it.
+    """
+    rename = renaming or {}
+    present = {n for sort in ("proc", "sock", "conn") for n in structure.present(sort)}
+    kinds = {s.name: s for s in STATE_SYMBOLS}
+    seen: set[object] = set()
+    for name, symbol in kinds.items():
+        if name in ("holder",):
+            continue
+        for row in structure.facts[name]:
+            args = row[: len(symbol.domain)]
+            if all(a in present for a, s in zip(args, symbol.domain, strict=True) if s in _SORT_PREFIX):
+                seen.add((name, tuple(rename.get(e, e) for e in row)))
+    if structure.holds("locked"):
+        holder = structure.value("holder")
+        seen.add(("holder", rename.get(holder, holder) if holder in present else "gone"))
+    return frozenset(seen)
