@@ -48,6 +48,21 @@ Step = tuple[str, tuple[int, ...]]
 MAX_CLOSURE = 5000
 """How many states the internal closure may reach before it gives up (a runaway model)."""
 
+SETTLE: Step = ("settle", ())
+"""The pseudo-step :meth:`ForkshareMachine.settle` hands the backend: time passes, nothing else."""
+
+MISMATCH = "observation_matches_model"
+"""The property named when the target shows a state no model state projects to."""
+
+
+class NonconformanceError(AssertionError):
+    """The target (or the model itself) broke a property: ``prop`` names it, ``steps`` led there."""
+
+    def __init__(self, prop: str, message: str, steps: list[Step]) -> None:
+        super().__init__(f"{prop}: {message}")
+        self.prop = prop
+        self.steps = list(steps)
+
 
 class Backend(Protocol):
     """What runs alongside the model while the machine steps through it."""
@@ -56,7 +71,10 @@ class Backend(Protocol):
     """True when the model chooses internal actions (pure model); False when a real server does."""
 
     def perform(self, step: Step, states: frozenset[System]) -> None:
-        """Perform environment ``step`` on the target (``states``: the model's states before it)."""
+        """Perform environment ``step`` on the target (``states``: the model's states before it).
+
+        ``SETTLE`` is performed too: nothing to do but note that time passes.
+        """
 
     def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
         """The candidates that agree with what the target shows now (may wait for it to settle)."""
@@ -152,21 +170,31 @@ class ForkshareMachine(RuleBasedStateMachine):
         Always enabled, so a walk that reaches a terminal state (everything shut down) can go on.
         """
         if not self.backend.drives_internal:
+            self.steps.append(SETTLE)
+            self.backend.perform(SETTLE, self.states)
             self.states = self.backend.allowed(internal_closure(self.config, self.states))
             if not self.states:
-                raise AssertionError(
-                    "while idle, the target shows a state the model does not allow"
+                raise NonconformanceError(
+                    MISMATCH,
+                    "while idle, the target shows a state the model does not allow",
+                    self.steps,
                 )
 
     @invariant()
     def every_invariant_holds(self) -> None:
-        """Every invariant that applies to the configuration holds in every candidate state."""
-        for state in self.states:
-            for inv in INVARIANTS.values():
-                if inv.name not in self.checked or not inv.applies(self.config):
-                    continue
-                if not inv.holds(self.config, state):
-                    raise AssertionError(f"invariant {inv.name} violated: {inv.claim}")
+        """Every invariant that applies to the configuration holds in some candidate state.
+
+        With a real target the candidates are every state consistent with what was observed: an
+        invariant is violated when it fails in all of them (the target certainly broke it). With
+        the pure model there is one candidate, so this is the plain check.
+        """
+        if not self.states:
+            return
+        for inv in INVARIANTS.values():
+            if inv.name not in self.checked or not inv.applies(self.config):
+                continue
+            if not any(inv.holds(self.config, state) for state in self.states):
+                raise NonconformanceError(inv.name, f"invariant violated: {inv.claim}", self.steps)
 
     def take(self, action: Action, data: st.DataObject) -> None:
         """Draw enabled arguments for ``action``, perform it, and move the candidate states on."""
@@ -174,7 +202,10 @@ class ForkshareMachine(RuleBasedStateMachine):
         step: Step = (action.name, args)
         self.steps.append(step)
         if action.kind is Kind.ENVIRONMENT:
-            self.backend.perform(step, self.states)
+            try:
+                self.backend.perform(step, self.states)
+            except LookupError as error:
+                raise NonconformanceError(MISMATCH, str(error), self.steps) from None
         successors = frozenset(
             succ
             for state in self.states
@@ -187,8 +218,10 @@ class ForkshareMachine(RuleBasedStateMachine):
             candidates = internal_closure(self.config, successors)
             self.states = self.backend.allowed(candidates)
             if not self.states:
-                raise AssertionError(
-                    f"after {action.name}{args} the target shows a state the model does not allow"
+                raise NonconformanceError(
+                    MISMATCH,
+                    f"after {action.name}{args} the target shows a state the model does not allow",
+                    self.steps,
                 )
         self._record()
 

@@ -1,0 +1,83 @@
+"""The record a real server and a model state are compared on.
+
+The model's :class:`~forkshare.model.observation.Observation` names processes by model pid and
+sockets by sid; /proc names them by real pid and inode. Neither numbering means anything to the
+other, so both sides are projected onto one :class:`Abstract` record, and conformance after a step
+is a membership test: ``abstract_of_target in {abstract(observe(s)) for s in candidates}``.
+
+The record keeps, for every live process, its role (``master``, ``worker``, or ``orphan``: a
+worker whose master is gone), whether it is stopped and how many listening sockets it holds a
+descriptor for; the accept-queue length of every listening socket on the port; and, per client
+in connection order, what the client saw (``pending``, ``served``, ``closed``, ``reset``,
+``refused``, ``timeout``) and the role of the process owning its accepted connection (empty while
+queued).
+
+Discussion:
+    *Why not compare pids through a mapping?* A bijection between model pids and real pids would
+    have to be guessed (the model's respawned worker and the real one are matched by nothing but
+    order), and a wrong guess reads as a violation. Multisets of per-process facts need no guess
+    and still catch what the properties are about: a master that accepts, an orphan that serves,
+    a worker without the shared socket, a queue nobody drains, a client reset.
+
+    *What is left out, and why.* Zombies (the model's ``DEAD`` phase, /proc state ``Z``) come and
+    go within milliseconds and carry no descriptors; wake-up counts need a quiescent window per
+    connection that the random run cannot afford; the mutex holder is hidden state (the trace
+    validator checks it instead, :mod:`forkshare.conformance.trace_check`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from forkshare.model.observation import observe
+from forkshare.model.state import Role, System
+
+MASTER, WORKER, ORPHAN = "master", "worker", "orphan"
+
+ProcessFacts = tuple[str, bool, int]
+"""(role, stopped, listening sockets held)."""
+ClientFacts = tuple[str, str]
+"""(outcome, role of the owner or "")."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Abstract:
+    """What is compared: see the module docstring."""
+
+    processes: tuple[ProcessFacts, ...]
+    """Sorted: a multiset."""
+    queues: tuple[int, ...]
+    """Accept-queue lengths of the listening sockets, sorted."""
+    clients: tuple[ClientFacts, ...]
+    """In connection order."""
+
+    def describe(self) -> str:
+        """One line, e.g. ``master[2] worker[2] worker(stopped)[2] | queues 0 | conn: served/worker``."""
+        procs = " ".join(
+            f"{role}{'(stopped)' if stopped else ''}[{held}]"
+            for role, stopped, held in self.processes
+        )
+        queues = ",".join(map(str, self.queues)) or "-"
+        clients = " ".join(f"{o}/{r}" if r else o for o, r in self.clients) or "-"
+        return f"{procs or 'no process'} | queues {queues} | clients {clients}"
+
+
+def of_state(state: System) -> Abstract:
+    """The record of a model state (through :func:`~forkshare.model.observation.observe`)."""
+    view = observe(state)
+    roles = {p.pid: _model_role(state, p.pid) for p in view.processes}
+    return Abstract(
+        processes=tuple(
+            sorted((roles[p.pid], p.stopped, len(p.holds)) for p in view.processes if p.alive)
+        ),
+        queues=tuple(sorted(lst.queued for lst in view.listeners if lst.listening)),
+        clients=tuple((c.outcome, roles.get(c.owner, "") if c.owner else "") for c in view.clients),
+    )
+
+
+def _model_role(state: System, pid: int) -> str:
+    proc = state.process(pid)
+    assert proc is not None
+    if proc.role is Role.MASTER:
+        return MASTER
+    return ORPHAN if state.is_orphan(proc) else WORKER

@@ -1,0 +1,344 @@
+"""A real server behind the state machine: environment actions performed on it, /proc compared.
+
+:class:`TargetBackend` implements :class:`~forkshare.conformance.machine.Backend`. ``start_master``
+launches the target (in its own process group, on a fresh port); ``connect``, ``send_request`` and
+``close_connection`` use :class:`~forkshare.conformance.clients.Client`; the other environment
+actions are signals (SIGKILL, SIGSTOP, SIGCONT to a worker; the profile's reload, graceful, fast,
+upgrade signals or SIGKILL to a master). After each step :meth:`TargetBackend.allowed` polls /proc
+until the target's :class:`~forkshare.conformance.abstraction.Abstract` record is one the model
+allows and has stayed the same for a quiet window, or until a deadline.
+
+Discussion:
+    *Which real process is model worker 3?* Actions take model pids. Within a role and a stopped
+    status, model pids and real pids both grow with fork order (the model's next pid is above
+    every live one; Linux hands out increasing pids until they wrap), so the k-th model worker of
+    a category is taken to be the k-th real one. The comparison itself never relies on this (it
+    compares multisets, :mod:`~forkshare.conformance.abstraction`); only the choice of which
+    process gets the signal does, and every choice inside one category is symmetric for the
+    model.
+
+    *Settling.* A real server reaches the model's next state through internal steps we do not
+    see, at its own pace. Polling until the record is allowed *and* quiet for ``quiet`` seconds
+    accepts intermediate states the model also allows (a worker not yet respawned); the
+    following step closes over the model's internal actions again, so nothing is lost but
+    liveness, which this verifier does not claim to check (see the reports' closing notes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forkshare.conformance.abstraction import MASTER, ORPHAN, WORKER, Abstract, of_state
+from forkshare.conformance.clients import Client
+from forkshare.conformance.deadline import wait_until
+from forkshare.conformance.errors import NoSuchProcessError, NothingListensError
+from forkshare.conformance.launch import RunningTarget, free_port, launch
+from forkshare.conformance.machine import Step
+from forkshare.conformance.observer import Role, ServerSnapshot, snapshot, who_accepted
+from forkshare.conformance.procfs import TcpState, read_stat, read_tcp_table
+from forkshare.conformance.profile import Profile
+from forkshare.conformance.target import command_line, trace_path
+from forkshare.model.config import Config
+from forkshare.model.observation import Outcome
+from forkshare.model.state import System
+
+_ROLES = {Role.MASTER: MASTER, Role.WORKER: WORKER, Role.ORPHAN: ORPHAN}
+
+
+@dataclass(frozen=True, slots=True)
+class Settling:
+    """How long to wait for a target to settle after a step."""
+
+    timeout: float = 3.0
+    """Give up after this long and compare the last record."""
+    quiet: float = 0.1
+    """An allowed record must stay unchanged this long."""
+    interval: float = 0.02
+
+
+@dataclass(slots=True)
+class Observed:
+    """One step's evidence, kept for the report."""
+
+    step: Step
+    record: Abstract
+    allowed: frozenset[Abstract]
+
+
+@dataclass(slots=True)
+class Live:
+    """One launched target and what was seen of it."""
+
+    target: RunningTarget
+    directory: Path
+    masters: set[int] = field(default_factory=set)
+    seen: set[int] = field(default_factory=set)
+
+
+class TargetBackend:
+    """A real target behind the machine (see the module docstring)."""
+
+    drives_internal = False
+
+    def __init__(
+        self,
+        config: Config,
+        profile: Profile,
+        settling: Settling = Settling(),
+        base: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.profile = profile
+        self.settling = settling
+        self.base = base
+        self.port = free_port()
+        self.clients: list[Client] = []
+        self.live: Live | None = None
+        self.history: list[Observed] = []
+        self.trace_files: list[Path] = []
+        self._step: Step = ("initial", ())
+        self.registered = 0
+        self.findings: list[str] = []
+
+    # ------------------------------------------------------------------ actions
+
+    def perform(self, step: Step, states: frozenset[System]) -> None:
+        """Perform environment ``step`` on the target.
+
+        Raises:
+            TargetFailedToStartError: ``start_master`` could not start the target (exit 3).
+        """
+        self._step = step
+        name, args = step
+        if name == "start_master":
+            self._start()
+        elif name == "connect":
+            self.clients.append(Client(self.port))
+        elif name == "send_request":
+            self.clients[args[0]].send_request()
+        elif name == "close_connection":
+            self.clients[args[0]].close()
+        elif name != "settle":
+            self._signal(name, self.real_pid(args[0], states))
+
+    def _start(self) -> None:
+        directory = Path(tempfile.mkdtemp(prefix="forkshare-verify-", dir=self.base))
+        argv = command_line(self.profile, self.port, self.config.workers, directory)
+        target = launch(argv, self.port, output_dir=directory)
+        self.live = Live(target, directory, masters={target.group.pid})
+        trace = trace_path(self.profile, self.port, self.config.workers, directory)
+        if trace is not None:
+            self.trace_files.append(trace)
+
+    def _signal(self, name: str, pid: int) -> None:
+        signum = {
+            "kill_worker": signal.SIGKILL,
+            "stop_worker": signal.SIGSTOP,
+            "continue_worker": signal.SIGCONT,
+            "kill_master": signal.SIGKILL,
+            "reload": self.profile.reload_signal,
+            "graceful_shutdown": self.profile.graceful_signal,
+            "fast_shutdown": self.profile.fast_signal,
+            "upgrade": self.profile.upgrade_signal or signal.SIGUSR2,
+        }[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+        if name == "kill_master" and self.live is not None and pid == self.live.target.group.pid:
+            self.live.target.group.process.wait()  # reap it: we are its parent
+
+    def real_pid(self, model_pid: int, states: frozenset[System]) -> int:
+        """The real process playing model process ``model_pid`` (see Discussion).
+
+        Raises:
+            LookupError: the target has no process in that category (reported as a mismatch).
+        """
+        for state in sorted(states, key=repr):
+            proc = state.process(model_pid)
+            if proc is None or not proc.is_alive:
+                continue
+            category = (of_role(state, model_pid), proc.stopped)
+            peers = sorted(
+                p.pid
+                for p in state.processes
+                if p.is_alive and (of_role(state, p.pid), p.stopped) == category
+            )
+            real = sorted(pid for pid, facts in self.processes().items() if facts[:2] == category)
+            index = peers.index(model_pid)
+            if index < len(real):
+                return real[index]
+        raise LookupError(f"no real process plays model process {model_pid}")
+
+    # ------------------------------------------------------------------ observation
+
+    def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
+        """The candidates whose record equals the target's, once it has settled."""
+        by_record: dict[Abstract, set[System]] = {}
+        for state in candidates:
+            by_record.setdefault(of_state(state), set()).add(state)
+        record = self.observe()
+        deadline = time.monotonic() + self.settling.timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            if record in by_record and time.monotonic() - quiet_since >= self.settling.quiet:
+                break
+            time.sleep(self.settling.interval)
+            current = self.observe()
+            if current != record:
+                record, quiet_since = current, time.monotonic()
+        self.history.append(Observed(self._step, record, frozenset(by_record)))
+        return frozenset(by_record.get(record, ()))
+
+    def observe(self) -> Abstract:
+        """The target's record now."""
+        processes = self.processes()
+        queues = tuple(
+            sorted(
+                row.rx_queue
+                for row in read_tcp_table(None)
+                if row.state == TcpState.LISTEN and row.local.port == self.port
+            )
+        )
+        return Abstract(
+            processes=tuple(sorted(processes.values())),
+            queues=queues,
+            clients=tuple(self._client(c, processes) for c in self.clients),
+        )
+
+    def _client(
+        self, client: Client, processes: dict[int, tuple[str, bool, int]]
+    ) -> tuple[str, str]:
+        outcome = client.outcome()
+        if outcome != Outcome.PENDING or client.local is None:
+            return (outcome, "")
+        owner = who_accepted(client.local.port, server_port=self.port)
+        if owner is None:
+            return (outcome, "")
+        return (outcome, processes[owner][0] if owner in processes else WORKER)
+
+    def processes(self) -> dict[int, tuple[str, bool, int]]:
+        """Live processes of the target: pid → (role, stopped, listening sockets held)."""
+        live = self.live
+        if live is None:
+            return {}
+        snap = self._snapshot(live)
+        found: dict[int, tuple[str, bool, int]] = {}
+        if snap is not None:
+            for view in snap.processes:
+                if view.state in ("Z", "X"):
+                    continue
+                role = _ROLES.get(view.role, WORKER)
+                if role == MASTER:
+                    live.masters.add(view.pid)
+                found[view.pid] = (role, view.state in ("T", "t"), len(view.held_inodes))
+        for pid in live.seen - set(found):
+            stat = read_stat(pid)
+            if stat is None or stat.state in ("Z", "X"):
+                continue
+            role = MASTER if pid in live.masters else (ORPHAN if stat.ppid == 1 else WORKER)
+            found[pid] = (role, stat.state in ("T", "t"), 0)
+        live.seen |= set(found)
+        return found
+
+    def _snapshot(self, live: Live) -> ServerSnapshot | None:
+        root = live.target.group.pid
+        stat = read_stat(root)
+        alive = stat is not None and stat.state not in ("Z", "X")
+        try:
+            return snapshot(root_pid=root if alive else None, port=self.port)
+        except (NothingListensError, NoSuchProcessError):
+            return None
+
+    def close(self) -> None:
+        """Close the clients, kill the target's process group and every process seen."""
+        for client in self.clients:
+            client.close()
+        if self.live is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.live.target.group.stop(grace=1.0, extra_pids=tuple(self.live.seen))
+
+
+def of_role(state: System, pid: int) -> str:
+    """The abstract role of model process ``pid`` (master, worker or orphan)."""
+    proc = state.process(pid)
+    assert proc is not None
+    if proc.is_master:
+        return MASTER
+    return ORPHAN if state.is_orphan(proc) else WORKER
+
+
+HOLDER = -1
+"""A step argument standing for "the worker whose epoll set holds the listener" (the accept-mutex
+holder, DOMAIN.md §8), resolved on the running target by :meth:`TargetBackend.resolve`."""
+
+
+def resolve(
+    backend: TargetBackend, args: tuple[int, ...], states: frozenset[System]
+) -> tuple[int, ...]:
+    """``args`` with :data:`HOLDER` replaced by the model pid of the registered worker.
+
+    Raises:
+        WaitTimedOutError: no single worker registers the listener within the settling timeout.
+    """
+    if HOLDER not in args:
+        return args
+    real = wait_until(
+        lambda: _registered_worker(backend),
+        backend.settling.timeout,
+        "one worker registers the listener",
+    )
+    backend.registered = real
+    workers = sorted(
+        pid for pid, facts in backend.processes().items() if facts[:2] == (WORKER, False)
+    )
+    state = min(states, key=repr)
+    peers = sorted(
+        p.pid
+        for p in state.processes
+        if p.is_alive and not p.stopped and of_role(state, p.pid) == WORKER
+    )
+    model = peers[workers.index(real)]
+    return tuple(model if a == HOLDER else a for a in args)
+
+
+def _registered_worker(backend: TargetBackend) -> int | None:
+    snap = backend._snapshot(backend.live) if backend.live is not None else None
+    if snap is None:
+        return None
+    registered = {
+        pid
+        for lst in snap.listeners
+        for pid in snap.registrants(lst.inode)
+        if (view := snap.process(pid)) is not None and view.role is Role.WORKER
+    }
+    return registered.pop() if len(registered) == 1 else None
+
+
+def stall_finding(
+    backend: TargetBackend, states: frozenset[System], hold: float = 1.5
+) -> str | None:
+    """After the registered worker was stopped and a client connected: if the client stays queued
+    for ``hold`` seconds and the model allows it (some candidate's mutex is held by the stopped
+    worker, so no accept is enabled), the finding as one sentence; else None."""
+    deadline = time.monotonic() + hold
+    while time.monotonic() < deadline:
+        record = backend.observe()
+        if (
+            not record.clients
+            or record.clients[-1] != (Outcome.PENDING, "")
+            or not any(record.queues)
+        ):
+            return None
+        time.sleep(backend.settling.interval)
+    stalled = [s for s in states if s.mutex and (p := s.process(s.mutex)) is not None and p.stopped]
+    if not stalled:
+        return None
+    return (
+        f"a stopped mutex holder stalls every accept: observed (client queued {hold:.1f} s, "
+        f"queue {max(record.queues)}); the model allows it (the stopped holder keeps the mutex)"
+    )
