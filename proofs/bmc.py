@@ -19,7 +19,7 @@ Discussion:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from forkshare.model.actions import ACTIONS
@@ -68,7 +68,9 @@ UNBOUNDED = Bounds(
 )
 """Budgets for replaying a z3 trace: the encoding has none, so the replay must not run out."""
 
-SIZES = {"proc": 4, "sock": 3, "conn": 2, "gen": 3}
+SIZES = {"proc": 3, "sock": 2, "conn": 1, "gen": 2}
+"""Elements per sort of a bounded search: every shortest trace the suite needs fits (three
+processes, two sockets, one connection, two generations; slots are ``config.workers``)."""
 
 Goal = Callable[[Config, Vocab], Formula]
 """What the last state of a trace must satisfy."""
@@ -128,35 +130,66 @@ class _Unrolling:
     slots: tuple[Term, ...] = ()
 
 
-def search(config: Config, goal: Goal, *, max_depth: int, timeout_ms: int) -> Trace | None:
+def search(
+    config: Config,
+    goal: Goal,
+    *,
+    max_depth: int,
+    timeout_ms: int,
+    sizes: Mapping[str, int] = SIZES,
+) -> Trace | None:
     """A shortest trace (at most ``max_depth`` steps) whose last state satisfies ``goal``."""
-    unrolling = _start(config, timeout_ms)
+    unrolling = _start(config, timeout_ms, sizes)
     spent, slowest = 0.0, 0.0
     for depth in range(max_depth + 1):
         if depth:
             _extend(unrolling)
-        with unrolling.solver.frame():
-            with grounded(unrolling.universes):
-                unrolling.solver.add(goal(config, unrolling.states[-1]))
-            outcome = unrolling.solver.check()
+        outcome = _check(unrolling, lambda: goal(config, unrolling.states[-1]))
         spent, slowest = spent + outcome.ms, max(slowest, outcome.ms)
-        if outcome.verdict == "sat":
-            return _found(unrolling, goal, spent, slowest)
+        if outcome.model is not None:
+            steps = replay(config, outcome.model, unrolling)
+            return Trace(steps, spent, slowest)
     return None
 
 
-def _found(unrolling: _Unrolling, goal: Goal, spent: float, slowest: float) -> Trace:
-    # The model of the frame is gone after pop: ask again with the goal kept (same depth).
-    with grounded(unrolling.universes):
-        unrolling.solver.add(goal(unrolling.config, unrolling.states[-1]))
-    outcome = unrolling.solver.check()
-    assert outcome.model is not None, "the same query answered sat a moment ago"
-    steps = replay(unrolling.config, outcome.model, unrolling)
-    return Trace(steps, spent + outcome.ms, max(slowest, outcome.ms))
+def cover(
+    config: Config,
+    actions: frozenset[str],
+    *,
+    max_depth: int,
+    timeout_ms: int,
+    sizes: Mapping[str, int] = SIZES,
+) -> dict[str, Trace]:
+    """For each action, a trace from the initial state that fires it; the trace found for an
+    action ends with it and is a shortest one (other actions on the way are covered too)."""
+    unrolling = _start(config, timeout_ms, sizes)
+    found: dict[str, Trace] = {}
+    for _ in range(max_depth):
+        _extend(unrolling)
+        while remaining := actions - found.keys():
+            last = unrolling.fired[-1]
+            outcome = _check(unrolling, lambda: disj(*[last[a] for a in sorted(remaining)]))
+            if outcome.model is None:
+                break
+            steps = replay(config, outcome.model, unrolling)
+            for k, step in enumerate(steps):
+                if step.action in remaining and step.action not in found:
+                    found[step.action] = Trace(steps[: k + 1], outcome.ms, outcome.ms)
+        if not actions - found.keys():
+            break
+    return found
 
 
-def _start(config: Config, timeout_ms: int) -> _Unrolling:
-    universes = {sort: [f"{sort}{k}" for k in range(size)] for sort, size in SIZES.items()}
+def _check(unrolling: _Unrolling, goal: Callable[[], Formula]) -> Outcome:
+    """Check the unrolling with ``goal`` in a frame (built over the finite universes)."""
+    with unrolling.solver.frame():
+        with grounded(unrolling.universes):
+            unrolling.solver.add(goal())
+        return unrolling.solver.check()
+
+
+def _start(config: Config, timeout_ms: int, sizes: Mapping[str, int]) -> _Unrolling:
+    universes = {sort: [f"{sort}{k}" for k in range(size)] for sort, size in sizes.items()}
     universes["slot"] = [f"slot{k}" for k in range(config.workers)]
     solver = Solver(timeout_ms, logic="QF_UF")
     first = Vocab.named("@0")

@@ -81,6 +81,7 @@ SORTS: dict[str, Any] = {
 
 UNINTERPRETED = ("proc", "sock", "conn", "slot", "gen")
 """The sorts whose size is unbounded (every number of workers, connections, …)."""
+UNINTERPRETED_SORT_NAMES = frozenset(UNINTERPRETED)
 
 ENUMS: dict[str, dict[str, Term]] = {
     "fate": {f.value: c for f, c in zip(Fate, _FATE_CONSTS, strict=True)},
@@ -355,9 +356,38 @@ def distinct(*terms: Term) -> Formula:
     return z3.Distinct(*terms) if len(terms) > 1 else TRUE
 
 
+def symbols_of(formula: Formula) -> frozenset[str]:
+    """Names of the uninterpreted function symbols ``formula`` mentions."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    todo = [formula]
+    while todo:
+        expr = todo.pop()
+        if expr.get_id() in seen:
+            continue
+        seen.add(expr.get_id())
+        if z3.is_quantifier(expr):
+            todo.append(expr.body())
+        elif z3.is_app(expr):
+            if expr.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+                found.add(expr.decl().name())
+            todo.extend(expr.children())
+    return frozenset(found)
+
+
+def conjuncts(formula: Formula) -> list[Formula]:
+    """The top-level conjuncts of ``formula`` (itself when it is not a conjunction)."""
+    return list(formula.children()) if z3.is_and(formula) else [formula]
+
+
 def boolean(value: bool) -> Formula:
     """The constant true or false."""
     return z3.BoolVal(value)
+
+
+def sort_name(term: Term) -> str:
+    """The name (as in :data:`SORTS`) of a term's sort."""
+    return _SORT_NAMES[term.sort().name()]
 
 
 def simplify(formula: Formula) -> Formula:

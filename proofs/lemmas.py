@@ -109,6 +109,22 @@ def no_slot_abandoned(config: Config, v: Vocab) -> Formula:
     return forall([m, i], implies(v.p_in(m), neg(v.abandoned(m, i))))
 
 
+def mutex_holder_is_a_worker(config: Config, v: Vocab) -> Formula:
+    """Only workers take the mutex, and a fresh pid is never the one in the lock word."""
+    return implies(conj(v.locked(), v.p_in(v.holder())), neg(v.master(v.holder())))
+
+
+def lock_word_matches_belief(config: Config, v: Vocab) -> Formula:
+    """A live process whose pid is in the lock word believes it holds the mutex."""
+    return implies(conj(v.locked(), q.alive(v, v.holder())), v.holds_mutex(v.holder()))
+
+
+def masters_are_never_stopped(config: Config, v: Vocab) -> Formula:
+    """Nobody SIGSTOPs a master (only workers are stopped)."""
+    m = var("proc", "L12_m")
+    return forall([m], implies(conj(v.p_in(m), v.master(m)), neg(v.stopped(m))))
+
+
 LEMMAS: dict[str, Lemma] = {
     lemma.name: lemma
     for lemma in (
@@ -150,6 +166,22 @@ LEMMAS: dict[str, Lemma] = {
             "service stops",
             commandable_master_holds_every_listener,
             applies=lambda config: config.mode is not Mode.REUSEPORT,
+        ),
+        Lemma(
+            "mutex_holder_is_a_worker",
+            "mutex_holder_is_alive: a master's exit (which may remove it at once) never strands "
+            "the lock word",
+            mutex_holder_is_a_worker,
+        ),
+        Lemma(
+            "lock_word_matches_belief",
+            "accept_when_work_waits (mutex mode): a live holder can always release",
+            lock_word_matches_belief,
+        ),
+        Lemma(
+            "masters_are_never_stopped",
+            "dead_holder_is_reaped: the reaping master can run",
+            masters_are_never_stopped,
         ),
         Lemma(
             "no_slot_abandoned",

@@ -1,0 +1,255 @@
+"""Proof obligations in the shape of mypyvy's ``check_init`` / ``check_transitions``.
+
+For one safe configuration (a :class:`Target`), the *goals* are the invariants that apply to it
+and the strengthening lemmas. Init: the initial state satisfies every goal. Consecution: for every
+(action, goal) pair, the goals before ∧ the action ⇒ the goal after. Progress: every enabledness
+fact of :mod:`forkshare.proofs.progress` holds wherever the goals do. Each check runs in its own
+solver frame, released in ``finally`` (:meth:`~forkshare.proofs.encoding.Solver.frame`), with a
+timeout; a failure is decoded into named states, never reported as a bare ``sat``.
+
+Discussion:
+    *One solver per action, one frame per goal.* The hypotheses and the transition are asserted
+    once per action; each goal's negation is pushed, checked and popped. A goal that is a
+    conjunction is refuted clause by clause (it fails iff one clause can fail), which keeps each
+    check small: z3's quantifier instantiation is much faster on one clause than on the
+    disjunction of all their negations.
+
+    *Goals the action cannot touch.* A post-state shares every symbol the action does not modify
+    with the pre-state (mypyvy's ``modifies``). When a goal mentions none of the modified
+    symbols, its post-state formula is the very same z3 term as its pre-state formula, which is a
+    hypothesis: the obligation holds by that identity and is recorded as proved "by frame"
+    without a solver call. Changing what an action modifies changes the terms, so the shortcut
+    can never outlive its reason.
+
+    *Known model issues.* A goal listed in :mod:`forkshare.proofs.issues` for a configuration is
+    not assumed when the other goals are proved there (a false hypothesis would prove anything);
+    its own obligations assume it, and a failure is reported as ``known-issue``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from forkshare.model.actions import ACTIONS
+from forkshare.model.config import Config, Mode
+from forkshare.model.invariants import INVARIANTS
+from forkshare.proofs.bmc import initial
+from forkshare.proofs.claims import CLAIMS
+from forkshare.proofs.encoding import (
+    Formula,
+    Locals,
+    Model,
+    Outcome,
+    Solver,
+    Term,
+    Vocab,
+    conjuncts,
+    is_false,
+    neg,
+    simplify,
+    static_axioms,
+    symbols_of,
+)
+from forkshare.proofs.issues import issue_for
+from forkshare.proofs.lemmas import LEMMAS, Lemma
+from forkshare.proofs.progress import PROGRESS, ProgressFact
+from forkshare.proofs.report import Kind, Record, Result
+from forkshare.proofs.structure import decode, describe, naming
+from forkshare.proofs.transitions import arguments, effect, transition
+
+TIMEOUT_MS = 2000
+"""Per-check timeout: a check that runs out answers ``unknown``, which never counts as proved."""
+
+Goal = Callable[[Config, Vocab], Formula]
+Selected = Callable[[Kind, str, str, str], bool]
+"""``(kind, target, action, goal)`` → run this obligation?"""
+
+
+def everything(kind: Kind, target: str, action: str, goal: str) -> bool:
+    """Select every obligation."""
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A configuration the invariants are proved for, by a short label."""
+
+    label: str
+    config: Config
+
+
+SAFE_TARGETS: tuple[Target, ...] = tuple(Target(mode.value, Config(mode=mode)) for mode in Mode)
+"""One safe configuration per mode, with the default policies (force-unlock, respawn, no
+rebinding, master-created sockets, workers exit with their master)."""
+
+
+def goals_for(config: Config, lemmas: Mapping[str, Lemma] = LEMMAS) -> dict[str, Goal]:
+    """The invariants that apply to ``config``, then the lemmas that do."""
+    found: dict[str, Goal] = {
+        name: CLAIMS[name] for name, inv in INVARIANTS.items() if inv.applies(config)
+    }
+    found |= {name: lemma.formula for name, lemma in lemmas.items() if lemma.applies(config)}
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Refutation:
+    """The outcome of refuting a goal clause by clause."""
+
+    verdict: str
+    ms: float
+    model: Model | None
+
+
+class Prover:
+    """The init, consecution and progress obligations of one target."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        lemmas: Mapping[str, Lemma] = LEMMAS,
+        timeout_ms: int = TIMEOUT_MS,
+        selected: Selected = everything,
+    ) -> None:
+        self.target = target
+        self.config = target.config
+        self.timeout_ms = timeout_ms
+        self.selected = selected
+        self.pre = Vocab.named("")
+        self.goals = goals_for(self.config, lemmas)
+        self.at_pre = {name: goal(self.config, self.pre) for name, goal in self.goals.items()}
+        self.reads = {name: symbols_of(f) for name, f in self.at_pre.items()}
+        """Goal → the state symbols its formula mentions (they have the table's names here)."""
+        self.assumed = [f for n, f in self.at_pre.items() if issue_for(self.config, n) is None]
+        self.axioms = static_axioms()
+
+    def check_init(self) -> list[Record]:
+        """The initial state satisfies every goal."""
+        records = []
+        solver = Solver(self.timeout_ms)
+        solver.add(*self.axioms, initial(self.pre))
+        for name, formula in self.at_pre.items():
+            if not self.selected(Kind.INIT, self.target.label, "", name):
+                continue
+            refutation = _refute(solver, conjuncts(formula))
+            detail = ""
+            if refutation.model is not None:
+                state = decode(refutation.model, self.pre, naming(refutation.model, [self.pre]))
+                detail = f"the initial state violates {name}: {describe(state)}"
+            records.append(self._record(Kind.INIT, "", name, refutation, detail))
+        return records
+
+    def check_transitions(self, actions: Iterable[str] = ACTIONS) -> list[Record]:
+        """Every action preserves every goal (from states satisfying all of them)."""
+        return [record for name in actions for record in self.check_action(name)]
+
+    def check_action(self, name: str) -> list[Record]:
+        """Consecution of every goal under action ``name``."""
+        wanted = [
+            g
+            for g in self.goals
+            if self.selected(Kind.CONSECUTION, self.target.label, name, g)
+        ]
+        if not wanted:
+            return []
+        local = Locals(f"{name}!")
+        args = arguments(name, local)
+        step = effect(self.config, name, self.pre, args, local)
+        post = self.pre.primed(step.updates, "'")
+        solver = Solver(self.timeout_ms)
+        solver.add(*self.axioms, *self.assumed, transition(step, self.pre, post, local))
+        changed = frozenset(step.updates)
+        return [self._consecution(solver, name, args, post, changed, goal) for goal in wanted]
+
+    def _consecution(
+        self,
+        solver: Solver,
+        action: str,
+        args: tuple[Term, ...],
+        post: Vocab,
+        changed: frozenset[str],
+        goal: str,
+    ) -> Record:
+        if not changed & self.reads[goal]:
+            return Record(
+                Kind.CONSECUTION,
+                self.target.label,
+                action,
+                goal,
+                Result.PROVED,
+                0.0,
+                "by frame: the action modifies none of its symbols",
+            )
+        at_post = self.goals[goal](self.config, post)
+        own = [] if issue_for(self.config, goal) is None else [self.at_pre[goal]]
+        refutation = _refute(solver, conjuncts(at_post), own)
+        detail = ""
+        if refutation.model is not None:
+            detail = self._counterexample(refutation.model, action, args, post, goal)
+        return self._record(Kind.CONSECUTION, action, goal, refutation, detail)
+
+    def _counterexample(
+        self, model: Model, action: str, args: tuple[Term, ...], post: Vocab, goal: str
+    ) -> str:
+        names = naming(model, [self.pre, post])
+        call = f"{action}({', '.join(names.name(model.value(a)) for a in args)})"
+        before = describe(decode(model, self.pre, names))
+        after = describe(decode(model, post, names))
+        return (
+            f"counterexample to induction: {goal} is not preserved by {call}\n"
+            f"  before: {before}\n  after:  {after}"
+        )
+
+    def check_progress(self, facts: Mapping[str, ProgressFact] = PROGRESS) -> list[Record]:
+        """Every progress fact that applies holds in every state satisfying the goals."""
+        records = []
+        for name, fact in facts.items():
+            if not fact.applies(self.config):
+                continue
+            if not self.selected(Kind.PROGRESS, self.target.label, "", name):
+                continue
+            local = Locals(f"{name}!")
+            premise, conclusion = fact.build(self.config, self.pre, local)
+            solver = Solver(self.timeout_ms)
+            solver.add(*self.axioms, *self.assumed, premise, *local.side)
+            refutation = _refute(solver, [conclusion])
+            detail = ""
+            if refutation.model is not None:
+                state = decode(refutation.model, self.pre, naming(refutation.model, [self.pre]))
+                detail = f"{name} fails in: {describe(state)}"
+            records.append(self._record(Kind.PROGRESS, "", name, refutation, detail))
+        return records
+
+    def _record(
+        self, kind: Kind, action: str, goal: str, refutation: Refutation, detail: str
+    ) -> Record:
+        result = {
+            "unsat": Result.PROVED,
+            "sat": Result.FAILED,
+        }.get(refutation.verdict, Result.UNKNOWN)
+        if result is Result.FAILED and issue_for(self.config, goal) is not None:
+            result = Result.KNOWN_ISSUE
+        return Record(kind, self.target.label, action, goal, result, refutation.ms, detail)
+
+
+def _refute(solver: Solver, clauses: list[Formula], extra: Iterable[Formula] = ()) -> Refutation:
+    """Try to falsify each clause in its own frame: ``unsat`` when none can be falsified."""
+    spent = 0.0
+    for clause in clauses:
+        with solver.frame():
+            solver.add(*extra, neg(clause))
+            outcome: Outcome = solver.check()
+        spent += outcome.ms
+        if outcome.verdict != "unsat":
+            return Refutation(outcome.verdict, spent, outcome.model)
+    return Refutation("unsat", spent, None)
+
+
+def is_disabled(config: Config, name: str) -> bool:
+    """True when the configuration disables action ``name`` outright (e.g. the mutex outside
+    mutex mode): its guard is the constant false."""
+    local = Locals(f"disabled?{name}!")
+    step = effect(config, name, Vocab.named(""), arguments(name, local), local)
+    return is_false(simplify(step.guard))

@@ -1,0 +1,108 @@
+"""Records of what the proof suite checked: one per obligation, and the suite's totals.
+
+A :class:`Record` is what ``forkshare prove --json`` prints, one per line of the table: the kind of
+obligation, the action and the invariant (or lemma, progress fact) it is about, the result and the
+solver time. The ``detail`` carries the decoded counterexample or trace, never a bare ``sat``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What an obligation establishes."""
+
+    INIT = "init"
+    """The initial state satisfies the invariant."""
+    CONSECUTION = "consecution"
+    """Every step of the action from a state satisfying all invariants preserves this one."""
+    WITNESS = "witness"
+    """The action can fire from a reachable state (the specification is not vacuous)."""
+    PROGRESS = "progress"
+    """An enabledness fact holds in every state satisfying the invariants."""
+    REFUTATION = "refutation"
+    """An unsafe variant violates its invariant: a shortest trace, replayed in Python."""
+    MODEL_ISSUE = "model-issue"
+    """A known defect of the model is reachable: a shortest trace, replayed in Python."""
+
+
+class Result(StrEnum):
+    """How an obligation ended."""
+
+    PROVED = "proved"
+    FAILED = "failed"
+    """A counterexample: to induction (consecution), or a state (init, progress)."""
+    UNKNOWN = "unknown"
+    """z3 gave up (timeout): never counted as proved."""
+    KNOWN_ISSUE = "known-issue"
+    """Fails because of a defect of the model listed in :mod:`forkshare.proofs.issues`."""
+    RESOLVED = "resolved"
+    """A listed model defect no longer shows: remove it from the list."""
+    FOUND = "found"
+    """The trace a witness, refutation or issue confirmation looks for exists and replays."""
+    MISSING = "missing"
+    """No such trace within the bound."""
+
+
+OK_RESULTS = frozenset({Result.PROVED, Result.KNOWN_ISSUE, Result.FOUND})
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One obligation and its outcome."""
+
+    kind: Kind
+    target: str
+    """The configuration: a mode (``exclusive``) or an unsafe variant (``no-force-unlock``)."""
+    action: str
+    invariant: str
+    result: Result
+    ms: float
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the obligation does not fail the suite."""
+        return self.result in OK_RESULTS
+
+    def to_json(self) -> dict[str, object]:
+        """The record as ``forkshare prove --json`` prints it."""
+        return {
+            "kind": self.kind.value,
+            "target": self.target,
+            "action": self.action,
+            "invariant": self.invariant,
+            "result": self.result.value,
+            "ms": round(self.ms, 3),
+            "detail": self.detail,
+        }
+
+
+@dataclass(slots=True)
+class SuiteReport:
+    """Every record of one run, and its wall time."""
+
+    records: list[Record] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every obligation is proved (or a known model issue) and every search found
+        its trace."""
+        return all(r.ok for r in self.records)
+
+    @property
+    def slowest(self) -> Record | None:
+        """The record with the longest single solver time."""
+        return max(self.records, key=lambda r: r.ms, default=None)
+
+    def totals(self) -> Counter[tuple[str, str]]:
+        """(kind, result) → how many."""
+        return Counter((r.kind.value, r.result.value) for r in self.records)
+
+    def failures(self) -> list[Record]:
+        """The records that fail the suite."""
+        return [r for r in self.records if not r.ok]

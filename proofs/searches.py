@@ -1,0 +1,135 @@
+"""Bounded searches: every unsafe variant refuted, every action witnessed, every known model
+issue confirmed — each by a shortest trace that z3 finds and the Python model replays.
+
+Discussion:
+    *Why replay.* A trace z3 finds is a trace of the encoding. Replaying it through the Python
+    model (:func:`forkshare.proofs.bmc.replay`) and checking the Python predicate at its end makes
+    each refutation a round trip: the same unsafe design fails the same invariant in the model
+    the explorer, the tests and the verifier run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from forkshare.model.actions import ACTIONS
+from forkshare.model.config import Config, Mode
+from forkshare.model.invariants import INVARIANTS
+from forkshare.model.state import System
+from forkshare.model.variants import VARIANTS
+from forkshare.proofs.bmc import Goal, Trace, cover, search
+from forkshare.proofs.claims import CLAIMS
+from forkshare.proofs.encoding import Formula, Locals, Vocab, conj, exists, neg
+from forkshare.proofs.issues import ISSUES, ModelIssue
+from forkshare.proofs.obligations import is_disabled
+from forkshare.proofs.progress import PROGRESS
+from forkshare.proofs.report import Kind, Record, Result
+
+SEARCH_TIMEOUT_MS = 5000
+MAX_DEPTH = 7
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessTarget:
+    """A configuration in which to look for witnesses, by label."""
+
+    label: str
+    config: Config
+
+
+ONE_SLOT = Config(workers=1)
+"""Witnesses and issue traces need only one worker slot (the shortest traces are shorter)."""
+
+WITNESS_TARGETS: tuple[WitnessTarget, ...] = (
+    WitnessTarget("exclusive", replace(ONE_SLOT, mode=Mode.EXCLUSIVE)),
+    WitnessTarget("mutex", replace(ONE_SLOT, mode=Mode.MUTEX)),
+    WitnessTarget("passfd", replace(ONE_SLOT, mode=Mode.PASSFD)),
+    WitnessTarget("rebind-on-reload", VARIANTS["rebind-on-reload"].apply(ONE_SLOT)),
+)
+"""Where witnesses are looked for, in order: each action is witnessed in the first one that does
+not disable it (the mutex only in mutex mode, rebinding only in the rebind design)."""
+
+
+def _violates(name: str) -> Goal:
+    return lambda config, v: neg(CLAIMS[name](config, v))
+
+
+def _breaks_progress(name: str) -> Goal:
+    fact = PROGRESS[name]
+
+    def goal(config: Config, v: Vocab) -> Formula:
+        local = Locals(f"goal!{name}!")
+        premise, conclusion = fact.build(config, v, local)
+        hidden = [term for term, _ in local.loose()]
+        body = conj(premise, *local.side, neg(conclusion))
+        return exists(hidden, body) if hidden else body
+
+    return goal
+
+
+def _fails_in_python(config: Config, goal: str, state: System) -> bool:
+    if goal in INVARIANTS:
+        return not INVARIANTS[goal].holds(config, state)
+    return PROGRESS[goal].violated(config, state)
+
+
+def _trace_record(
+    kind: Kind, target: str, goal: str, config: Config, trace: Trace | None, expect: str
+) -> Record:
+    if trace is None:
+        return Record(kind, target, "", goal, Result.MISSING, 0.0, f"no trace within {MAX_DEPTH} steps")
+    final = trace.steps[-1].state
+    if not _fails_in_python(config, goal, final):
+        detail = "the replayed trace does not break the goal in Python:\n" + "\n".join(trace.numbered())
+        return Record(kind, target, "", goal, Result.MISSING, trace.slowest_ms, detail)
+    detail = f"{expect}\n" + "\n".join(trace.numbered())
+    return Record(kind, target, "", goal, Result.FOUND, trace.slowest_ms, detail)
+
+
+def refute_variant(name: str) -> Record:
+    """The shortest trace on which unsafe variant ``name`` violates its expected invariant."""
+    variant = VARIANTS[name]
+    config = variant.apply(Config())
+    trace = search(config, _violates(variant.expected), max_depth=MAX_DEPTH, timeout_ms=SEARCH_TIMEOUT_MS)
+    expect = f"{variant.expected} fails ({variant.seen_in}); replayed in the Python model:"
+    return _trace_record(Kind.REFUTATION, name, variant.expected, config, trace, expect)
+
+
+def confirm_issue(issue: ModelIssue) -> Record:
+    """The shortest trace to a known model issue, in the safe configuration of its first mode."""
+    mode = min(issue.modes, key=lambda m: m.value)
+    config = replace(ONE_SLOT, mode=mode)
+    goal = _violates(issue.goal) if issue.goal in CLAIMS else _breaks_progress(issue.goal)
+    trace = search(config, goal, max_depth=issue.depth, timeout_ms=SEARCH_TIMEOUT_MS)
+    record = _trace_record(
+        Kind.MODEL_ISSUE, mode.value, issue.goal, config, trace, f"{issue.name}: {issue.summary}\nfix: {issue.fix}"
+    )
+    if record.result is Result.MISSING and trace is None:
+        return Record(Kind.MODEL_ISSUE, mode.value, "", issue.goal, Result.RESOLVED, 0.0, f"{issue.name} no longer shows: remove it from proofs/issues.py")
+    return Record(record.kind, record.target, issue.name, record.invariant, record.result, record.ms, record.detail)
+
+
+def witness_actions(actions: Iterable[str] = ACTIONS) -> list[Record]:
+    """For every action, a replayed trace from the initial state on which it fires."""
+    remaining = set(actions)
+    records: list[Record] = []
+    for target in WITNESS_TARGETS:
+        wanted = frozenset(a for a in remaining if not is_disabled(target.config, a))
+        if not wanted:
+            continue
+        found = cover(target.config, wanted, max_depth=MAX_DEPTH, timeout_ms=SEARCH_TIMEOUT_MS)
+        for action, trace in sorted(found.items()):
+            detail = "\n".join(trace.numbered())
+            records.append(Record(Kind.WITNESS, target.label, action, "", Result.FOUND, trace.slowest_ms, detail))
+        remaining -= found.keys()
+    records += [
+        Record(Kind.WITNESS, "", action, "", Result.MISSING, 0.0, f"no trace fires it within {MAX_DEPTH} steps")
+        for action in sorted(remaining)
+    ]
+    return records
+
+
+def confirm_issues() -> list[Record]:
+    """A replayed trace for every known model issue."""
+    return [confirm_issue(issue) for issue in ISSUES]
