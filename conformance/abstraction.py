@@ -19,6 +19,12 @@ Discussion:
     and still catch what the properties are about: a master that accepts, an orphan that serves,
     a worker without the shared socket, a queue nobody drains, a client reset.
 
+    *A worker either holds listening sockets or not.* nginx keeps every reuseport clone in every
+    worker (N1); the reference server closes its siblings' clones after fork; the model's fork
+    inherits them all. Which clones a worker holds beyond its own changes no property (it only
+    accepts from its own), so for workers and orphans the record keeps ``min(held, 1)``; masters
+    keep the exact count.
+
     *What is left out, and why.* Zombies (the model's ``DEAD`` phase, /proc state ``Z``) come and
     go within milliseconds and carry no descriptors; wake-up counts need a quiescent window per
     connection that the random run cannot afford; the mutex holder is hidden state (the trace
@@ -35,7 +41,14 @@ from forkshare.model.state import Role, System
 MASTER, WORKER, ORPHAN = "master", "worker", "orphan"
 
 ProcessFacts = tuple[str, bool, int]
-"""(role, stopped, listening sockets held)."""
+"""(role, stopped, listening sockets held; 0 or 1 for workers and orphans)."""
+
+
+def facts(role: str, stopped: bool, held: int) -> ProcessFacts:
+    """One process's entry in the record (see Discussion for the clipping)."""
+    return (role, stopped, held if role == MASTER else min(held, 1))
+
+
 ClientFacts = tuple[str, str]
 """(outcome, role of the owner or "")."""
 
@@ -68,7 +81,7 @@ def of_state(state: System) -> Abstract:
     roles = {p.pid: _model_role(state, p.pid) for p in view.processes}
     return Abstract(
         processes=tuple(
-            sorted((roles[p.pid], p.stopped, len(p.holds)) for p in view.processes if p.alive)
+            sorted(facts(roles[p.pid], p.stopped, len(p.holds)) for p in view.processes if p.alive)
         ),
         queues=tuple(sorted(lst.queued for lst in view.listeners if lst.listening)),
         clients=tuple((c.outcome, roles.get(c.owner, "") if c.owner else "") for c in view.clients),

@@ -34,10 +34,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forkshare.conformance.abstraction import MASTER, ORPHAN, WORKER, Abstract, of_state
+from forkshare.conformance.abstraction import (
+    MASTER,
+    ORPHAN,
+    WORKER,
+    Abstract,
+    facts,
+    of_state,
+)
 from forkshare.conformance.clients import Client
 from forkshare.conformance.deadline import wait_until
-from forkshare.conformance.errors import NoSuchProcessError, NothingListensError
+from forkshare.conformance.errors import (
+    NoSuchProcessError,
+    NothingListensError,
+    ProcAccessDeniedError,
+)
 from forkshare.conformance.launch import RunningTarget, free_port, launch
 from forkshare.conformance.machine import Step
 from forkshare.conformance.observer import Role, ServerSnapshot, snapshot, who_accepted
@@ -235,13 +246,13 @@ class TargetBackend:
                 role = _ROLES.get(view.role, WORKER)
                 if role == MASTER:
                     live.masters.add(view.pid)
-                found[view.pid] = (role, view.state in ("T", "t"), len(view.held_inodes))
+                found[view.pid] = facts(role, view.state in ("T", "t"), len(view.held_inodes))
         for pid in live.seen - set(found):
             stat = read_stat(pid)
             if stat is None or stat.state in ("Z", "X"):
                 continue
             role = MASTER if pid in live.masters else (ORPHAN if stat.ppid == 1 else WORKER)
-            found[pid] = (role, stat.state in ("T", "t"), 0)
+            found[pid] = facts(role, stat.state in ("T", "t"), 0)
         live.seen |= set(found)
         return found
 
@@ -251,7 +262,8 @@ class TargetBackend:
         alive = stat is not None and stat.state not in ("Z", "X")
         try:
             return snapshot(root_pid=root if alive else None, port=self.port)
-        except (NothingListensError, NoSuchProcessError):
+        except (NothingListensError, NoSuchProcessError, ProcAccessDeniedError):
+            # The server is between states (its last holder exiting): nothing listens now.
             return None
 
     def close(self) -> None:

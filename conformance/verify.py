@@ -85,6 +85,11 @@ class Result:
         """Steps (actions performed and checked) per second of wall time."""
         return self.steps / self.seconds if self.seconds else 0.0
 
+    @property
+    def verdict(self) -> str:
+        """``conforms``, or ``violates PROPERTY``."""
+        return "conforms" if self.violation is None else f"violates {self.violation.prop}"
+
     def verdicts(self) -> dict[str, str]:
         """Property → ``holds``, ``VIOLATED`` or ``not claimed``, for every invariant, the
         observation match, and what the trace validation checked."""
