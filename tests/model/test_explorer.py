@@ -10,7 +10,8 @@ from forkshare.model.explorer import explore
 from forkshare.model.variants import VARIANTS
 
 SMALL = Bounds(connections=2, kills=1, stops=0, reloads=0, shutdowns=0)
-LIFECYCLE = Bounds(connections=1, kills=0, stops=0, reloads=1, shutdowns=1, upgrades=1)
+RELOAD = Bounds(connections=1, kills=0, stops=0, reloads=1, shutdowns=1)
+UPGRADE = Bounds(connections=1, kills=0, stops=0, reloads=0, shutdowns=1, upgrades=1)
 
 
 @pytest.mark.parametrize("mode", list(Mode))
@@ -22,13 +23,20 @@ def test_every_safe_mode_keeps_every_invariant(mode: Mode) -> None:
 
 
 @pytest.mark.parametrize("mode", list(Mode))
-def test_reload_shutdown_and_upgrade_keep_every_invariant(mode: Mode) -> None:
-    result = explore(Config(mode=mode, workers=2, bounds=LIFECYCLE))
+def test_reload_and_shutdown_keep_every_invariant(mode: Mode) -> None:
+    result = explore(Config(mode=mode, workers=2, bounds=RELOAD))
     assert result.complete
     assert result.violations == {}
-    assert {"reload", "graceful_shutdown", "upgrade", "retire_generation"} <= set(
-        result.actions_fired
-    )
+    fired = set(result.actions_fired)
+    assert {"reload", "retire_generation", "graceful_shutdown", "fast_shutdown"} <= fired
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_upgrade_and_shutdown_keep_every_invariant(mode: Mode) -> None:
+    result = explore(Config(mode=mode, workers=2, bounds=UPGRADE))
+    assert result.complete
+    assert result.violations == {}
+    assert {"upgrade", "exit_master", "graceful_shutdown"} <= set(result.actions_fired)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

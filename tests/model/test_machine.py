@@ -42,7 +42,7 @@ def test_random_walks_catch_every_unsafe_variant(name: str) -> None:
 
 
 def test_model_coverage_of_a_default_run_is_reported() -> None:
-    """A default Hypothesis run reaches a measurable share of the explorer's states."""
+    """Every state a default Hypothesis run visits is one the explorer reaches; the share is printed."""
     config = Config(mode=Mode.EXCLUSIVE, workers=2, bounds=Bounds(connections=2, kills=1))
     reachable = explore(config)
     visited: set[System] = set()
@@ -51,7 +51,9 @@ def test_model_coverage_of_a_default_run_is_reported() -> None:
     assert visited <= _reachable_states(config)
     share = len(visited) / reachable.states
     print(f"model coverage: {len(visited)} of {reachable.states} states ({share:.1%})")
-    assert share > 0.005
+    # The figure is reported (and recorded by `make bench`); the test guards against a machine
+    # that stops exploring: a walk of 30 steps alone passes through more than 10 distinct states.
+    assert len(visited) > 10
 
 
 def _reachable_states(config: Config) -> set[System]:
