@@ -39,6 +39,10 @@ from forkshare.proofs.encoding import (
     Term,
     Vocab,
     choice,
+    chosen_of,
+    renamed,
+    renaming,
+    substitute_symbols,
     conj,
     disj,
     distinct,
@@ -125,6 +129,7 @@ class _Unrolling:
     solver: Solver
     universes: dict[str, list[str]]
     states: list[Vocab] = field(default_factory=list)
+    template: _Template | None = None
     fired: list[dict[str, Formula]] = field(default_factory=list)
     locals: list[dict[str, Locals]] = field(default_factory=list)
     slots: tuple[Term, ...] = ()
@@ -202,33 +207,62 @@ def _start(config: Config, timeout_ms: int, sizes: Mapping[str, int]) -> _Unroll
 
 
 def _extend(unrolling: _Unrolling) -> None:
-    """Add step k: one action is chosen; each symbol's new value is the chosen action's update
-    (or the old value when that action does not modify it), so no frame axioms are needed."""
-    with grounded(unrolling.universes) as elements:
-        _extend_grounded(unrolling, elements)
-
-
-def _extend_grounded(unrolling: _Unrolling, elements: dict[str, list[Term]]) -> None:
-    config, pre, solver = unrolling.config, unrolling.states[-1], unrolling.solver
+    """Add step k: a copy of the grounded step template, renamed onto states k-1 and k."""
+    if unrolling.template is None:
+        with grounded(unrolling.universes) as elements:
+            unrolling.template = _template(unrolling.config, elements)
+    template = unrolling.template
     k = len(unrolling.states)
     post = Vocab.named(f"@{k}")
-    fired = choice(f"s{k}!action", list(ACTIONS))
+    pairs = renaming(template.pre, unrolling.states[-1]) + renaming(template.post, post)
     scopes: dict[str, Locals] = {}
+    for action, local in template.locals.items():
+        copy = Locals(f"s{k}!{action}!")
+        for name, symbol in local.symbols.items():
+            new, old, replacement = renamed(symbol, f"{copy.prefix}{name}")
+            copy.symbols[name] = new
+            pairs.append((old, replacement))
+        scopes[action] = copy
+    chosen, old, replacement = renamed(template.chosen, f"s{k}!action")
+    pairs.append((old, replacement))
+    unrolling.solver.add(substitute_symbols(template.formula, pairs))
+    unrolling.states.append(post)
+    unrolling.fired.append({a: substitute_symbols(f, [(old, replacement)]) for a, f in template.fired.items()})
+    unrolling.locals.append(scopes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """One step of the unrolling, grounded once, between two placeholder states."""
+
+    pre: Vocab
+    post: Vocab
+    fired: dict[str, Formula]
+    chosen: Term
+    locals: dict[str, Locals]
+    formula: Formula
+
+
+def _template(config: Config, elements: dict[str, list[Term]]) -> _Template:
+    """One action is chosen; each symbol's new value is the chosen action's update (or the old
+    value when that action does not modify it), so no frame axioms are needed."""
+    pre, post = Vocab.named("@pre"), Vocab.named("@post")
+    fired = choice("step!action", list(ACTIONS))
+    scopes: dict[str, Locals] = {}
+    parts: list[Formula] = []
     writers: dict[str, list[tuple[Formula, Update]]] = {s.name: [] for s in STATE_SYMBOLS}
     for name in ACTIONS:
-        local = Locals(f"s{k}!{name}!")
+        local = Locals(f"step!{name}!")
         step = effect(config, name, pre, arguments(name, local), local)
-        solver.add(implies(fired[name], conj(step.guard, *local.side)))
-        solver.add(*[one_of(t, sort) for t, sort in local.loose()])
+        parts.append(implies(fired[name], conj(step.guard, *local.side)))
+        parts += [one_of(t, sort) for t, sort in local.loose()]
         for symbol, update in step.updates.items():
             writers[symbol].append((fired[name], update))
         scopes[name] = local
-    for symbol in STATE_SYMBOLS:
-        solver.add(_written(symbol, pre, post, writers[symbol.name]))
-    solver.add(_slotted(post), *_closed(post, elements))
-    unrolling.states.append(post)
-    unrolling.fired.append(fired)
-    unrolling.locals.append(scopes)
+    parts += [_written(symbol, pre, post, writers[symbol.name]) for symbol in STATE_SYMBOLS]
+    parts += [_slotted(post), *_closed(post, elements)]
+    chosen = chosen_of(next(iter(fired.values())))
+    return _Template(pre, post, fired, chosen, scopes, conj(*parts))
 
 
 def _closed(v: Vocab, elements: dict[str, list[Term]]) -> list[Formula]:

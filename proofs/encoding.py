@@ -455,6 +455,39 @@ class Locals:
         return found
 
 
+def renamed(symbol: Any, name: str) -> tuple[Any, Any, Any]:
+    """A copy of a constant or a relation under ``name``: ``(copy, old decl, replacement)``,
+    the last two ready for :func:`substitute_symbols`."""
+    decl = symbol if isinstance(symbol, z3.FuncDeclRef) else symbol.decl()
+    domain = [decl.domain(i) for i in range(decl.arity())]
+    fresh = z3.Function(name, *domain, decl.range())
+    args = [z3.Var(i, d) for i, d in enumerate(domain)]
+    copy = fresh if isinstance(symbol, z3.FuncDeclRef) else fresh()
+    return copy, decl, fresh(*args)
+
+
+def renaming(old: Vocab, new: Vocab, names: Iterable[str] | None = None) -> list[tuple[Any, Any]]:
+    """Substitution pairs that rename the state symbols ``names`` (default: all) of ``old`` to
+    ``new``'s."""
+    pairs = []
+    chosen = [s.name for s in STATE_SYMBOLS] if names is None else sorted(names)
+    for name in chosen:
+        source, target = old.decl(name), new.decl(name)
+        args = [z3.Var(i, source.domain(i)) for i in range(source.arity())]
+        pairs.append((source, target(*args)))
+    return pairs
+
+
+def substitute_symbols(formula: Formula, pairs: Sequence[tuple[Any, Any]]) -> Formula:
+    """``formula`` with each function symbol replaced (one C call, see :func:`renamed`)."""
+    return z3.substitute_funs(formula, *pairs)
+
+
+def chosen_of(option: Formula) -> Term:
+    """The constant of a :func:`choice` ("it is this one" is ``constant == option``)."""
+    return option.arg(0)
+
+
 def choice(name: str, options: Sequence[str]) -> dict[str, Formula]:
     """A fresh constant that takes exactly one of ``options``: option → "it is this one"."""
     sort, consts = _choice_sort(tuple(options))
@@ -541,6 +574,21 @@ class Model:
         """The truth value of ``formula`` in this model."""
         return bool(z3.is_true(self.value(formula)))
 
+    def table(self, decl: Decl) -> Callable[[tuple[Term, ...]], Term]:
+        """A fast lookup of ``decl``'s value at model values, read from its interpretation once
+        (falls back to evaluation when the interpretation is not a plain table)."""
+        model = self._model
+        present = decl.arity() > 0 and z3.Z3_model_has_interp(model.ctx.ref(), model.model, decl.ast)
+        interp = model.get_interp(decl) if present else None
+        if interp is None or not isinstance(interp, z3.FuncInterp):
+            return lambda args: self.value(decl(*args))
+        rows = interp.as_list()
+        default = rows[-1]
+        if not (z3.is_app(default) and default.num_args() == 0):
+            return lambda args: self.value(decl(*args))
+        entries = {tuple(str(a) for a in row[:-1]): row[-1] for row in rows[:-1]}
+        return lambda args: entries.get(tuple(str(a) for a in args), default)
+
 
 def same(left: Term, right: Term) -> bool:
     """True when two model values are the same element."""
@@ -601,11 +649,14 @@ def _tuples(
             yield (head, *rest)
 
 
-def read(model: Model, decl: Decl, symbol: Symbol, universes: dict[str, list[Term]]) -> set[tuple[Term, ...]]:
+def read(
+    model: Model, decl: Decl, symbol: Symbol, universes: dict[str, list[Term]]
+) -> set[tuple[Term, ...]]:
     """The extension of ``decl`` in ``model`` as tuples of model values (functions: plus value)."""
+    lookup = model.table(decl)
     found: set[tuple[Term, ...]] = set()
     for args in _term_tuples(symbol.domain, universes):
-        value = model.value(decl(*args))
+        value = lookup(args)
         if symbol.range == "bool":
             if z3.is_true(value):
                 found.add(args)

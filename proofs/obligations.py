@@ -48,7 +48,9 @@ from forkshare.proofs.encoding import (
     is_false,
     neg,
     simplify,
+    renaming,
     static_axioms,
+    substitute_symbols,
     symbols_of,
 )
 from forkshare.proofs.issues import issue_for
@@ -172,7 +174,8 @@ class Prover:
         changed: frozenset[str],
         goal: str,
     ) -> Record:
-        if not changed & self.reads[goal]:
+        touched = changed & self.reads[goal]
+        if not touched:
             return Record(
                 Kind.CONSECUTION,
                 self.target.label,
@@ -182,7 +185,7 @@ class Prover:
                 0.0,
                 "by frame: the action modifies none of its symbols",
             )
-        at_post = self.goals[goal](self.config, post)
+        at_post = substitute_symbols(self.at_pre[goal], renaming(self.pre, post, touched))
         own = [] if issue_for(self.config, goal) is None else [self.at_pre[goal]]
         refutation = _refute(solver, conjuncts(at_post), own)
         detail = ""

@@ -285,16 +285,29 @@ def _role(model: Model, vocabs: Sequence[Vocab], p: Term) -> str:
     return "proc"
 
 
+_MARKERS = {"proc": "p_in", "sock": "s_in", "conn": "c_in"}
+
+
 def decode(model: Model, vocab: Vocab, names: Naming) -> Structure:
-    """The state ``vocab`` denotes in ``model``, with the given element names."""
+    """The state ``vocab`` denotes in ``model``, with the given element names.
+
+    Only facts about the elements that are there are read (junk on absent elements is left
+    out: no formula can see it).
+    """
     universes = {sort: tuple(names.name(t) for t in names.terms[sort]) for sort in UNINTERPRETED}
-    terms = {sort: list(names.terms[sort]) for sort in UNINTERPRETED}
+    everything = {sort: list(names.terms[sort]) for sort in UNINTERPRETED}
+    present = dict(everything)
     found: dict[str, frozenset[tuple[Element, ...]]] = {}
+    for sort, marker in _MARKERS.items():
+        ext = read(model, vocab.decl(marker), SYMBOLS[marker], everything)
+        found[marker] = frozenset((names.name(row[0]),) for row in ext)
+        present[sort] = [t for t in everything[sort] if (t,) in ext]
     for symbol in STATE_SYMBOLS:
-        ext = read(model, vocab.decl(symbol.name), symbol, terms)
-        found[symbol.name] = frozenset(tuple(names.name(t) for t in row) for row in ext)
+        if symbol.name not in found:
+            ext = read(model, vocab.decl(symbol.name), symbol, present)
+            found[symbol.name] = frozenset(tuple(names.name(t) for t in row) for row in ext)
     for symbol in STATIC_SYMBOLS:
-        ext = read(model, getattr(STATIC, symbol.name), symbol, terms)
+        ext = read(model, getattr(STATIC, symbol.name), symbol, everything)
         found[symbol.name] = frozenset(tuple(names.name(t) for t in row) for row in ext)
     return Structure(universes, found)
 
