@@ -17,7 +17,7 @@ from forkshare.model.config import Config
 from forkshare.model.invariants import INVARIANTS
 from forkshare.model.state import System
 from forkshare.model.symmetry import canonical
-from forkshare.model.table import Invariant, describe_step
+from forkshare.model.table import Invariant, candidates, describe_step
 
 Step = tuple[str, tuple[int, ...]]
 """An action's name and its arguments."""
@@ -79,8 +79,9 @@ def initial_state() -> System:
 
 def successors(config: Config, state: System) -> Iterator[tuple[Step, System]]:
     """Every (step, successor) pair from ``state``."""
+    table = candidates(config, state)
     for name, action in ACTIONS.items():
-        for args in action.arguments(config, state):
+        for args in action.arguments(config, state, table):
             for succ in action.successors(config, state, args):
                 yield (name, args), succ
 

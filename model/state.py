@@ -22,7 +22,7 @@ Discussion:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -204,6 +204,17 @@ class System:
     mutex: int = 0
     """The accept mutex's shared lock word: the holder's pid, or 0 when free."""
     usage: Usage = Usage()
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+    """The hash, computed once: the explorer hashes every state several times (dict lookups)."""
+
+    def __hash__(self) -> int:
+        cached = self._hash
+        if not cached:
+            cached = hash(
+                (self.processes, self.listeners, self.connections, self.mutex, self.usage)
+            )
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
     def process(self, pid: int) -> Process | None:
         """The process with this pid, if it is in the process table (alive or a zombie)."""

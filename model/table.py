@@ -52,10 +52,16 @@ class Action:
     effect: Effect
     summary: str
 
-    def arguments(self, config: Config, state: System) -> Iterator[tuple[int, ...]]:
-        """Every argument tuple for which the guard holds in ``state``."""
-        choices = [_candidates(param, config, state) for param in self.params]
-        for args in product(*choices):
+    def arguments(
+        self, config: Config, state: System, candidates: Candidates | None = None
+    ) -> Iterator[tuple[int, ...]]:
+        """Every argument tuple for which the guard holds in ``state``.
+
+        ``candidates`` (from :func:`candidates`) may be passed when several actions are
+        enumerated on the same state, to compute the candidate lists once.
+        """
+        table = candidates if candidates is not None else _all_candidates(config, state)
+        for args in product(*(table[param] for param in self.params)):
             if self.guard(config, state, *args):
                 yield args
 
@@ -64,6 +70,19 @@ class Action:
     ) -> tuple[System, ...]:
         """The states this action leads to from ``state`` with ``args`` (the guard must hold)."""
         return self.effect(config, state, *args)
+
+
+Candidates = dict[Param, tuple[int, ...]]
+"""For each kind of argument, the values it can take in one state."""
+
+
+def candidates(config: Config, state: System) -> Candidates:
+    """Every kind of argument's candidate values in ``state`` (see :meth:`Action.arguments`)."""
+    return _all_candidates(config, state)
+
+
+def _all_candidates(config: Config, state: System) -> Candidates:
+    return {param: _candidates(param, config, state) for param in Param}
 
 
 def _candidates(param: Param, config: Config, state: System) -> tuple[int, ...]:
