@@ -23,7 +23,9 @@ Discussion:
     worker (N1); the reference server closes its siblings' clones after fork; the model's fork
     inherits them all. Which clones a worker holds beyond its own changes no property (it only
     accepts from its own), so for workers and orphans the record keeps ``min(held, 1)``; masters
-    keep the exact count.
+    keep the exact count. In passfd mode the model's workers inherit the listener and the
+    reference server's close it (only the master accepts either way), so workers' listening
+    descriptors are left out of the passfd record.
 
     *What is left out, and why.* Zombies (the model's ``DEAD`` phase, /proc state ``Z``) come and
     go within milliseconds and carry no descriptors; wake-up counts need a quiescent window per
@@ -44,9 +46,12 @@ ProcessFacts = tuple[str, bool, int]
 """(role, stopped, listening sockets held; 0 or 1 for workers and orphans)."""
 
 
-def facts(role: str, stopped: bool, held: int) -> ProcessFacts:
-    """One process's entry in the record (see Discussion for the clipping)."""
-    return (role, stopped, held if role == MASTER else min(held, 1))
+def facts(role: str, stopped: bool, held: int, passfd: bool = False) -> ProcessFacts:
+    """One process's entry in the record (see Discussion for the clipping; in passfd mode a
+    worker's listening descriptors are not compared at all)."""
+    if role == MASTER:
+        return (role, stopped, held)
+    return (role, stopped, 0 if passfd else min(held, 1))
 
 
 ClientFacts = tuple[str, str]
@@ -75,13 +80,18 @@ class Abstract:
         return f"{procs or 'no process'} | queues {queues} | clients {clients}"
 
 
-def of_state(state: System) -> Abstract:
-    """The record of a model state (through :func:`~forkshare.model.observation.observe`)."""
+def of_state(state: System, passfd: bool = False) -> Abstract:
+    """The record of a model state (through :func:`~forkshare.model.observation.observe`);
+    ``passfd``: the configuration's mode is passfd (see Discussion)."""
     view = observe(state)
     roles = {p.pid: _model_role(state, p.pid) for p in view.processes}
     return Abstract(
         processes=tuple(
-            sorted(facts(roles[p.pid], p.stopped, len(p.holds)) for p in view.processes if p.alive)
+            sorted(
+                facts(roles[p.pid], p.stopped, len(p.holds), passfd)
+                for p in view.processes
+                if p.alive
+            )
         ),
         queues=tuple(sorted(lst.queued for lst in view.listeners if lst.listening)),
         clients=tuple((c.outcome, roles.get(c.owner, "") if c.owner else "") for c in view.clients),

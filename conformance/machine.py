@@ -154,10 +154,13 @@ class ForkshareMachine(RuleBasedStateMachine):
         """What runs alongside the model; :func:`build_machine` decides."""
         return ModelBackend(cls.config)
 
-    @initialize()
-    def record_initial(self) -> None:
-        """Count the initial state as visited."""
+    @initialize(data=st.data())
+    def record_initial(self, data: st.DataObject) -> None:
+        """Count the initial state as visited; a real target is started first (a run that never
+        starts it would only watch connections being refused)."""
         self._record()
+        if not self.backend.drives_internal:
+            self.take(ACTIONS["start_master"], data)
 
     def teardown(self) -> None:
         """Stop the backend's processes."""

@@ -55,7 +55,7 @@ from forkshare.conformance.observer import Role, ServerSnapshot, snapshot, who_a
 from forkshare.conformance.procfs import TcpState, read_stat, read_tcp_table
 from forkshare.conformance.profile import Profile
 from forkshare.conformance.target import command_line, trace_path
-from forkshare.model.config import Config
+from forkshare.model.config import Config, Mode
 from forkshare.model.observation import Outcome
 from forkshare.model.state import System
 
@@ -115,6 +115,7 @@ class TargetBackend:
         self.trace_files: list[Path] = []
         self._step: Step = ("initial", ())
         self.registered = 0
+        self._passfd = config.mode is Mode.PASSFD
         self.findings: list[str] = []
 
     # ------------------------------------------------------------------ actions
@@ -191,7 +192,7 @@ class TargetBackend:
         """The candidates whose record equals the target's, once it has settled."""
         by_record: dict[Abstract, set[System]] = {}
         for state in candidates:
-            by_record.setdefault(of_state(state), set()).add(state)
+            by_record.setdefault(of_state(state, self._passfd), set()).add(state)
         record = self.observe()
         deadline = time.monotonic() + self.settling.timeout
         quiet_since = time.monotonic()
@@ -246,13 +247,15 @@ class TargetBackend:
                 role = _ROLES.get(view.role, WORKER)
                 if role == MASTER:
                     live.masters.add(view.pid)
-                found[view.pid] = facts(role, view.state in ("T", "t"), len(view.held_inodes))
+                found[view.pid] = facts(
+                    role, view.state in ("T", "t"), len(view.held_inodes), self._passfd
+                )
         for pid in live.seen - set(found):
             stat = read_stat(pid)
             if stat is None or stat.state in ("Z", "X"):
                 continue
             role = MASTER if pid in live.masters else (ORPHAN if stat.ppid == 1 else WORKER)
-            found[pid] = facts(role, stat.state in ("T", "t"), 0)
+            found[pid] = facts(role, stat.state in ("T", "t"), 0, self._passfd)
         live.seen |= set(found)
         return found
 

@@ -121,8 +121,9 @@ def config_for(profile: Profile, workers: int, bounds: Bounds, mode: Mode) -> Co
 
 
 def resolve_mode(profile: Profile, workers: int) -> tuple[Mode, bool]:
-    """The mode to model and whether its reuseport sockets are private, inferring ``auto`` by
-    starting the target once and reading /proc (:func:`~forkshare.conformance.sharing_mode.infer_mode`).
+    """The mode to model and whether its reuseport sockets are private. The target is started
+    once first (a preflight: a target that cannot start fails here, before Hypothesis runs), and
+    ``auto`` is inferred from /proc (:func:`~forkshare.conformance.sharing_mode.infer_mode`).
 
     Raises:
         TargetFailedToStartError: the probe start failed.
@@ -131,8 +132,6 @@ def resolve_mode(profile: Profile, workers: int) -> tuple[Mode, bool]:
     from forkshare.conformance.profile import ProfileError
     from forkshare.conformance.sharing_mode import SharingMode, infer_mode
 
-    if profile.mode != AUTO:
-        return Mode(profile.mode), False
     backend = TargetBackend(Config(workers=workers), profile)
     try:
         backend.perform(("start_master", ()), frozenset())
@@ -141,6 +140,8 @@ def resolve_mode(profile: Profile, workers: int) -> tuple[Mode, bool]:
         inferred = infer_mode(snap).mode
     finally:
         backend.close()
+    if profile.mode != AUTO:
+        return Mode(profile.mode), False
     if inferred is SharingMode.REUSEPORT_PRIVATE:
         return Mode.REUSEPORT, True
     if inferred.value not in {m.value for m in Mode}:
@@ -235,7 +236,8 @@ def _explains(config: Config, history: Sequence[Observed]) -> bool:
             closed = internal_closure(config, states)
         except AssertionError:
             return False
-        states = frozenset(s for s in closed if of_state(s) == observed.record)
+        passfd = config.mode is Mode.PASSFD
+        states = frozenset(s for s in closed if of_state(s, passfd) == observed.record)
         if not states:
             return False
     return True
@@ -269,6 +271,8 @@ def verify(
     if config is None:
         mode, _ = resolve_mode(profile, workers)
         config = config_for(profile, workers, bounds, mode)
+    elif scenario is None:
+        resolve_mode(profile, config.workers)  # the preflight start
     result = Result(profile.name, config)
     backends: list[TargetBackend] = []
     started = time.monotonic()

@@ -1,0 +1,139 @@
+"""Profiles, the abstract record and trace validation: fast, no process started (except the exit-3
+test, which starts a command that exits at once)."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from forkshare.conformance.abstraction import of_state
+from forkshare.conformance.command import main
+from forkshare.conformance.profile import (
+    ProfileError,
+    bundled_names,
+    load_bundled,
+    parse_profile,
+)
+from forkshare.conformance.target import command_line
+from forkshare.conformance.trace_check import check_trace
+from forkshare.model.config import Config, Mode, ParentDeath
+from forkshare.model.explorer import initial_state
+from forkshare.model.actions import ACTIONS
+
+
+def test_every_mode_of_the_reference_server_nginx_and_gunicorn_are_bundled() -> None:
+    names = set(bundled_names())
+    assert {f"forkshare-{mode.value}" for mode in Mode} <= names
+    assert {"nginx", "nginx-mutex", "nginx-reuseport", "gunicorn", "gunicorn-reuseport"} <= names
+
+
+def test_bundled_profiles_state_their_signals_and_parent_death_policy() -> None:
+    nginx, gunicorn = load_bundled("nginx"), load_bundled("gunicorn")
+    assert (nginx.graceful_signal, nginx.fast_signal) == (signal.SIGQUIT, signal.SIGTERM)
+    assert (gunicorn.graceful_signal, gunicorn.fast_signal) == (signal.SIGTERM, signal.SIGQUIT)
+    assert nginx.parent_death is ParentDeath.ORPHANS_SERVE
+    assert gunicorn.parent_death is ParentDeath.WORKERS_EXIT
+
+
+def test_nginx_config_is_written_with_the_profiles_accept_mutex_and_reuseport(
+    tmp_path: Path,
+) -> None:
+    argv = command_line(load_bundled("nginx-reuseport"), 8999, 3, tmp_path)
+    conf = (tmp_path / "nginx.conf").read_text()
+    assert "listen 127.0.0.1:8999 reuseport;" in conf and "worker_processes 3;" in conf
+    assert "accept_mutex off;" in conf and argv[0] == "/usr/sbin/nginx"
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ('kind = "command"', "needs a command"),
+        ('command = "x"\nmode = "round-robin"', "mode = 'round-robin' is not one of"),
+        ('command = "x"\nparent_death = "workers-exit"\nreload_signal = "HUPP"', "not a signal"),
+        ('command = "x"\nworkers = 3', "unknown key 'workers'"),
+        ("command = ", "not valid TOML"),
+    ],
+)
+def test_a_bad_profile_is_rejected_with_the_key_at_fault(text: str, complaint: str) -> None:
+    with pytest.raises(ProfileError, match=complaint):
+        parse_profile("bad", text)
+
+
+def test_a_bad_profile_file_exits_2_naming_the_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('command = "srv {port}"\nmode = "sideways"\n')
+    assert main(["--profile", str(bad)]) == 2
+    assert "mode = 'sideways' is not one of" in capsys.readouterr().err
+
+
+def test_an_unknown_target_exits_2_listing_the_bundled_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--target", "apache"]) == 2
+    assert "forkshare-exclusive" in capsys.readouterr().err
+
+
+@pytest.mark.process
+def test_a_target_that_fails_to_start_exits_3_with_its_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    command = "{python} -c 'import sys; sys.exit(\"no config for port {port}\")'"
+    assert main(["--command", command, "--mode", "exclusive", "--examples", "1"]) == 3
+    assert "no config for port" in capsys.readouterr().err
+
+
+def test_the_record_of_a_started_model_server_shows_the_master_and_its_workers() -> None:
+    config = Config(mode=Mode.EXCLUSIVE, workers=2)
+    state = ACTIONS["start_master"].successors(config, initial_state(), ())[0]
+    for slot in (0, 1):
+        state = ACTIONS["spawn_worker"].successors(config, state, (1, slot))[0]
+    record = of_state(state)
+    assert record.processes == (("master", False, 1), ("worker", False, 1), ("worker", False, 1))
+    assert record.queues == (0,)
+
+
+def _trace(path: Path, events: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps({"ts": 0.0, **e}) + "\n" for e in events))
+    return path
+
+
+def test_trace_validation_accepts_a_well_behaved_mutex_trace(tmp_path: Path) -> None:
+    events: list[dict[str, object]] = [
+        {"pid": 1, "event": "listen", "inode": 7},
+        {"pid": 1, "event": "fork", "child": 2, "role": "worker"},
+        {"pid": 1, "event": "fork", "child": 3, "role": "worker"},
+        {"pid": 2, "event": "mutex_acquire"},
+        {"pid": 2, "event": "accept", "inode": 7, "peer": "127.0.0.1:5000", "fd": 9},
+        {"pid": 2, "event": "mutex_release"},
+        {"pid": 3, "event": "mutex_acquire"},
+        {"pid": 1, "event": "reap", "child": 3, "status": None, "signal": 9, "respawn": True},
+        {"pid": 1, "event": "mutex_force_unlock", "holder": 3},
+        {"pid": 2, "event": "mutex_acquire"},
+    ]
+    assert check_trace(_trace(tmp_path / "t.jsonl", events), Mode.MUTEX).ok
+
+
+def test_trace_validation_names_the_invariant_a_bad_trace_breaks(tmp_path: Path) -> None:
+    events: list[dict[str, object]] = [
+        {"pid": 1, "event": "listen", "inode": 7},
+        {"pid": 1, "event": "fork", "child": 2, "role": "worker"},
+        {"pid": 2, "event": "mutex_acquire"},
+        {"pid": 1, "event": "reap", "child": 2, "status": None, "signal": 9, "respawn": True},
+        {"pid": 1, "event": "fork", "child": 3, "role": "worker"},
+        {"pid": 3, "event": "mutex_acquire"},
+        {"pid": 1, "event": "accept", "inode": 7, "peer": "127.0.0.1:5000", "fd": 9},
+        {"pid": 3, "event": "accept", "inode": 8, "peer": "127.0.0.1:5000", "fd": 9},
+    ]
+    report = check_trace(_trace(tmp_path / "t.jsonl", events), Mode.MUTEX)
+    broken = {name for name, problems in report.problems.items() if problems}
+    assert broken == {
+        "mutex_holder_is_alive",
+        "master_never_accepts",
+        "accepted_at_most_once",
+        "listeners_keep_identity",
+    }
