@@ -1,0 +1,165 @@
+"""The whole proof suite: every obligation, witness, progress fact, refutation and issue trace.
+
+:func:`run_proof_suite` is what ``forkshare prove`` and ``forkshare bench`` call. The work is cut
+into independent tasks (one per safe mode, per witness configuration, per unsafe variant, per known
+model issue) that run in worker processes when ``jobs`` > 1: z3 is single-threaded, and each task
+builds its own formulas, so nothing is shared but the records that come back.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+from forkshare.model.actions import ACTIONS
+from forkshare.model.config import Mode
+from forkshare.model.invariants import INVARIANTS
+from forkshare.model.variants import VARIANTS
+from forkshare.proofs.errors import UnknownNameError
+from forkshare.proofs.issues import ISSUES
+from forkshare.proofs.lemmas import LEMMAS
+from forkshare.proofs.obligations import SAFE_TARGETS, Prover, Target
+from forkshare.proofs.progress import PROGRESS
+from forkshare.proofs.report import Kind, Record, SuiteReport
+from forkshare.proofs.searches import (
+    WITNESS_TARGETS,
+    confirm_issue,
+    refute_variant,
+    witness_actions_in,
+)
+
+
+def valid_names() -> dict[str, list[str]]:
+    """Every name ``--only`` accepts, by what it names."""
+    return {
+        "actions": list(ACTIONS),
+        "invariants": list(INVARIANTS),
+        "lemmas": list(LEMMAS),
+        "progress facts": list(PROGRESS),
+        "unsafe variants": list(VARIANTS),
+        "modes": [m.value for m in Mode],
+        "model issues": [i.name for i in ISSUES],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which obligations ``--only NAME`` keeps (all of them when ``name`` is None)."""
+
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name is None:
+            return
+        names = valid_names()
+        if not any(self.name in group for group in names.values()):
+            listing = "; ".join(f"{k}: {', '.join(v)}" for k, v in names.items())
+            raise UnknownNameError(f"--only {self.name!r} names nothing. Valid names are {listing}")
+
+    def __call__(self, kind: Kind, target: str, action: str, goal: str) -> bool:
+        """Keep this obligation?"""
+        return self.name is None or self.name in (target, action, goal)
+
+    def wants_target(self, label: str) -> bool:
+        """Any obligation of this safe mode (for goals and actions, every mode)?"""
+        return self.name is None or self.name not in VARIANTS and (
+            self.name not in [m.value for m in Mode] or self.name == label
+        ) and self.name not in [i.name for i in ISSUES]
+
+    def wants_variant(self, name: str, expected: str) -> bool:
+        """The refutation of this unsafe variant?"""
+        return self.name in (None, name, expected)
+
+    def wants_issue(self, name: str, goal: str, modes: frozenset[Mode]) -> bool:
+        """The confirmation of this model issue?"""
+        return self.name in (None, name, goal) or self.name in [m.value for m in modes]
+
+    def wants_witness(self, action: str) -> bool:
+        """The witness of this action?"""
+        return self.name in (None, action)
+
+
+Task = Callable[[], list[Record]]
+
+
+def _prove(label: str, only: str | None) -> list[Record]:
+    target = next(t for t in SAFE_TARGETS if t.label == label)
+    prover = Prover(target, selected=Selection(only))
+    return prover.check_init() + prover.check_transitions() + prover.check_progress()
+
+
+def _witness(label: str, only: str | None) -> list[Record]:
+    selection = Selection(only)
+    wanted = [a for a in ACTIONS if selection.wants_witness(a)]
+    return witness_actions_in(label, wanted)
+
+
+def _refute(name: str) -> list[Record]:
+    return [refute_variant(name)]
+
+
+def _issue(name: str) -> list[Record]:
+    return [confirm_issue(next(i for i in ISSUES if i.name == name))]
+
+
+def _tasks(selection: Selection) -> list[tuple[Callable[..., list[Record]], tuple[object, ...]]]:
+    """The independent pieces of work, the longest first (so that two workers stay busy)."""
+    only = selection.name
+    tasks: list[tuple[Callable[..., list[Record]], tuple[object, ...]]] = []
+    tasks += [(_witness, (t.label, only)) for t in WITNESS_TARGETS if _any_witness(selection)]
+    tasks += [(_issue, (i.name,)) for i in ISSUES if selection.wants_issue(i.name, i.goal, i.modes)]
+    tasks += [(_prove, (t.label, only)) for t in SAFE_TARGETS if selection.wants_target(t.label)]
+    tasks += [
+        (_refute, (n,)) for n, v in VARIANTS.items() if selection.wants_variant(n, v.expected)
+    ]
+    return tasks
+
+
+def _any_witness(selection: Selection) -> bool:
+    return any(selection.wants_witness(a) for a in ACTIONS)
+
+
+def run_proof_suite(only: str | None = None, *, jobs: int | None = None) -> SuiteReport:
+    """Run every obligation (or those ``only`` names) and return the records with the wall time.
+
+    Args:
+        only: an action, invariant, lemma, progress fact, unsafe variant, mode or model issue.
+        jobs: worker processes (default: the CPUs available, at most 4; 1 runs in-process).
+
+    Raises:
+        UnknownNameError: ``only`` names nothing (the message lists every valid name).
+    """
+    selection = Selection(only)
+    start = time.perf_counter()
+    tasks = _tasks(selection)
+    workers = jobs or min(4, len(os.sched_getaffinity(0)))
+    if workers <= 1:
+        batches = [task(*args) for task, args in tasks]
+    else:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(task, *args) for task, args in tasks]
+            batches = [future.result() for future in futures]
+    records = [record for batch in batches for record in batch]
+    return SuiteReport(_ordered(records), time.perf_counter() - start)
+
+
+_ORDER = [Kind.INIT, Kind.CONSECUTION, Kind.PROGRESS, Kind.WITNESS, Kind.REFUTATION, Kind.MODEL_ISSUE]
+
+
+def _ordered(records: list[Record]) -> list[Record]:
+    targets = [t.label for t in SAFE_TARGETS]
+    return sorted(
+        records,
+        key=lambda r: (
+            _ORDER.index(r.kind),
+            targets.index(r.target) if r.target in targets else len(targets),
+        ),
+    )
+
+
+__all__ = ["Selection", "Target", "run_proof_suite", "valid_names"]
