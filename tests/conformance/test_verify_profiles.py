@@ -19,9 +19,9 @@ from forkshare.conformance.profile import (
 )
 from forkshare.conformance.target import command_line
 from forkshare.conformance.trace_check import check_trace
+from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config, Mode, ParentDeath
 from forkshare.model.explorer import initial_state
-from forkshare.model.actions import ACTIONS
 
 
 def test_every_mode_of_the_reference_server_nginx_and_gunicorn_are_bundled() -> None:
@@ -43,8 +43,10 @@ def test_nginx_config_is_written_with_the_profiles_accept_mutex_and_reuseport(
 ) -> None:
     argv = command_line(load_bundled("nginx-reuseport"), 8999, 3, tmp_path)
     conf = (tmp_path / "nginx.conf").read_text()
-    assert "listen 127.0.0.1:8999 reuseport;" in conf and "worker_processes 3;" in conf
-    assert "accept_mutex off;" in conf and argv[0] == "/usr/sbin/nginx"
+    assert "listen 127.0.0.1:8999 reuseport;" in conf
+    assert "worker_processes 3;" in conf
+    assert "accept_mutex off;" in conf
+    assert argv[0] == "/usr/sbin/nginx"
 
 
 @pytest.mark.parametrize(
