@@ -18,7 +18,7 @@ from forkshare.model.config import Config, Mode
 from forkshare.model.invariants import INVARIANTS
 from forkshare.model.state import System
 from forkshare.model.variants import VARIANTS
-from forkshare.proofs.bmc import Goal, Trace, cover, search
+from forkshare.proofs.bmc import SIZES, Goal, Trace, cover, search
 from forkshare.proofs.claims import CLAIMS
 from forkshare.proofs.encoding import Formula, Locals, Vocab, conj, exists, neg
 from forkshare.proofs.issues import ISSUES, ModelIssue
@@ -26,6 +26,8 @@ from forkshare.proofs.progress import PROGRESS
 from forkshare.proofs.report import Kind, Record, Result
 
 SEARCH_TIMEOUT_MS = 5000
+ISSUE_SIZES = {**SIZES, "gen": 1}
+"""The known model issues all show in the first generation (no reload on the way)."""
 MAX_DEPTH = 7
 
 
@@ -112,7 +114,9 @@ def confirm_issue(issue: ModelIssue) -> Record:
     mode = min(issue.modes, key=lambda m: m.value)
     config = replace(ONE_SLOT, mode=mode)
     goal = _violates(issue.goal) if issue.goal in CLAIMS else _breaks_progress(issue.goal)
-    trace = search(config, goal, max_depth=issue.depth, timeout_ms=SEARCH_TIMEOUT_MS)
+    trace = search(
+        config, goal, max_depth=issue.depth, timeout_ms=SEARCH_TIMEOUT_MS, sizes=ISSUE_SIZES
+    )
     record = _trace_record(
         Kind.MODEL_ISSUE, mode.value, issue.goal, config, trace, f"{issue.name}: {issue.summary}\nfix: {issue.fix}"
     )
