@@ -624,29 +624,32 @@ def closure(sort: str, names: Sequence[Element]) -> list[Formula]:
     return [distinct(*consts), z3.ForAll([x], z3.Or(*[x == c for c in consts]))]
 
 
-def pin(decl: Decl, symbol: Symbol, universes: dict[str, Sequence[Element]], ext: Any) -> list[Formula]:
-    """Facts fixing ``decl`` to the extension ``ext`` over the given universes (closed world)."""
+def pin(
+    decl: Decl, symbol: Symbol, positions: Sequence[Sequence[Element]], ext: Any
+) -> list[Formula]:
+    """Facts fixing ``decl`` to the extension ``ext`` at every tuple drawn from ``positions``
+    (one sequence of elements per argument): a relation is false off ``ext``; a function is
+    pinned where ``ext`` gives it a value."""
+    values = {t[:-1]: t[-1] for t in ext} if symbol.range != "bool" else {}
     facts: list[Formula] = []
-    for args in _tuples(symbol.domain, universes):
+    for args in _product([list(p) for p in positions]):
         terms = [element(s, a) for s, a in zip(symbol.domain, args, strict=True)]
         if symbol.range == "bool":
-            facts.append(decl(*terms) == z3.BoolVal(args in ext))
+            facts.append(decl(*terms) == z3.BoolVal(tuple(args) in ext))
             continue
-        value = next((t[-1] for t in ext if t[:-1] == args), None)
+        value = values.get(tuple(args))
         if value is not None:
             facts.append(decl(*terms) == element(symbol.range, value))
     return facts
 
 
-def _tuples(
-    domain: tuple[str, ...], universes: dict[str, Sequence[Element]]
-) -> Iterator[tuple[Element, ...]]:
-    if not domain:
-        yield ()
+def _product(choices: list[list[Any]]) -> Iterator[list[Any]]:
+    if not choices:
+        yield []
         return
-    for head in universes[domain[0]]:
-        for rest in _tuples(domain[1:], universes):
-            yield (head, *rest)
+    for head in choices[0]:
+        for rest in _product(choices[1:]):
+            yield [head, *rest]
 
 
 def read(

@@ -41,29 +41,6 @@ class Lemma:
     applies: Callable[[Config], bool] = _always
 
 
-def parents_are_live_masters(config: Config, v: Vocab) -> Formula:
-    """A process's parent pid names a live master (exit reparents the children first)."""
-    x, y = var("proc", "L1_x"), var("proc", "L1_y")
-    return forall([x, y], implies(conj(v.p_in(x), v.parent(x, y)), q.live_master(v, y)))
-
-
-def parent_is_unique(config: Config, v: Vocab) -> Formula:
-    """A process has at most one parent (``Process.parent`` is one pid)."""
-    x, y, z = var("proc", "L2_x"), var("proc", "L2_y"), var("proc", "L2_z")
-    return forall(
-        [x, y, z], implies(conj(v.p_in(x), v.parent(x, y), v.parent(x, z)), y == z)
-    )
-
-
-def queued_connections_exist(config: Config, v: Vocab) -> Formula:
-    """Only connections that were made wait in a queue, and only in a listening socket's."""
-    c, s = var("conn", "L3_c"), var("sock", "L3_s")
-    return forall(
-        [c, s],
-        implies(conj(v.s_in(s), v.in_queue(c, s)), conj(v.c_in(c), v.listening(s))),
-    )
-
-
 def owners_are_alive(config: Config, v: Vocab) -> Formula:
     """An accepted connection belongs to one live process (exit resets what a process owns)."""
     c, p, p2 = var("conn", "L4_c"), var("proc", "L4_p"), var("proc", "L4_p2")
@@ -109,86 +86,61 @@ def no_slot_abandoned(config: Config, v: Vocab) -> Formula:
     return forall([m, i], implies(v.p_in(m), neg(v.abandoned(m, i))))
 
 
-def mutex_holder_is_a_worker(config: Config, v: Vocab) -> Formula:
-    """Only workers take the mutex, and a fresh pid is never the one in the lock word."""
-    return implies(conj(v.locked(), v.p_in(v.holder())), neg(v.master(v.holder())))
-
-
 def lock_word_matches_belief(config: Config, v: Vocab) -> Formula:
     """A live process whose pid is in the lock word believes it holds the mutex."""
     return implies(conj(v.locked(), q.alive(v, v.holder())), v.holds_mutex(v.holder()))
-
-
-def masters_are_never_stopped(config: Config, v: Vocab) -> Formula:
-    """Nobody SIGSTOPs a master (only workers are stopped)."""
-    m = var("proc", "L12_m")
-    return forall([m], implies(conj(v.p_in(m), v.master(m)), neg(v.stopped(m))))
 
 
 LEMMAS: dict[str, Lemma] = {
     lemma.name: lemma
     for lemma in (
         Lemma(
-            "parents_are_live_masters",
-            "reap, upgrade and the orphan test read a parent's attributes; exit must reparent first",
-            parents_are_live_masters,
-        ),
-        Lemma("parent_is_unique", "the parent relation is one pid", parent_is_unique),
-        Lemma(
-            "queued_connections_exist",
-            "connect must not find its new connection already queued (queue_within_backlog)",
-            queued_connections_exist,
-        ),
-        Lemma(
             "owners_are_alive",
-            "type_ok: reaping a zombie must not leave an accepted connection without owner",
+            "type_ok under reap: removing a zombie must not leave an accepted connection "
+            "whose owner is gone (exit resets what a process owns)",
             owners_are_alive,
         ),
         Lemma(
             "mutex_unused",
-            "mutex invariants outside mutex mode",
+            "mutex_holder_is_alive under kill_worker and exit_worker outside mutex mode: an "
+            "orphan's exit removes it at once, which would strand a lock word it held",
             mutex_unused,
             applies=lambda config: config.mode is not Mode.MUTEX,
         ),
         Lemma(
             "commandable_masters_share_sockets",
-            "port_keeps_listening when one of two masters shuts down",
+            "port_keeps_listening in reuseport mode when one of two masters (an upgrade) shuts "
+            "down or dies: the other still holds the same sockets",
             commandable_masters_share_sockets,
         ),
         Lemma(
             "a_commandable_master_holds_a_socket",
-            "port_keeps_listening: a socket that a live master holds does not close",
+            "port_keeps_listening in reuseport mode under every exit: a socket a commandable "
+            "master holds cannot close",
             a_commandable_master_holds_a_socket,
         ),
         Lemma(
             "commandable_master_holds_every_listener",
-            "listeners_keep_identity, no_queued_connection_lost: a socket closes only when the "
-            "service stops",
+            "listeners_keep_identity, no_queued_connection_lost (and port_keeps_listening) under "
+            "every exit outside reuseport mode: a socket closes only once no master serves",
             commandable_master_holds_every_listener,
             applies=lambda config: config.mode is not Mode.REUSEPORT,
         ),
         Lemma(
-            "mutex_holder_is_a_worker",
-            "mutex_holder_is_alive: a master's exit (which may remove it at once) never strands "
-            "the lock word",
-            mutex_holder_is_a_worker,
-        ),
-        Lemma(
             "lock_word_matches_belief",
-            "accept_when_work_waits (mutex mode): a live holder can always release",
+            "accept_when_work_waits in mutex mode: a live holder of the lock word believes it "
+            "holds the mutex, so it can release it",
             lock_word_matches_belief,
-        ),
-        Lemma(
-            "masters_are_never_stopped",
-            "dead_holder_is_reaped: the reaping master can run",
-            masters_are_never_stopped,
+            applies=lambda config: config.mode is Mode.MUTEX,
         ),
         Lemma(
             "no_slot_abandoned",
-            "reuseport_queue_has_consumer: a commandable master will respawn every slot",
+            "reuseport_queue_has_consumer under every exit: with respawn a commandable master "
+            "refills every slot, so it is the pending consumer",
             no_slot_abandoned,
             applies=lambda config: config.respawn,
         ),
     )
 }
-"""Every strengthening lemma, by name."""
+"""Every strengthening lemma, by name. Each one is needed: removing any of them makes some
+consecution (or progress) obligation fail, as ``tests/proofs`` checks."""

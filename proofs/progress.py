@@ -27,6 +27,7 @@ from forkshare.proofs.encoding import (
     exists,
     implies,
     neg,
+    symbols_of,
     var,
 )
 from forkshare.proofs.transitions import effect
@@ -50,7 +51,8 @@ def enabled(config: Config, v: Vocab, name: str, args: tuple[Term, ...], prefix:
     """Action ``name``'s guard holds for ``args`` (for some choice of its internal elements)."""
     local = Locals(prefix)
     guard = effect(config, name, v, args, local).guard
-    hidden = [term for term, _ in local.loose()]
+    mentioned = symbols_of(guard)
+    hidden = [term for term, _ in local.loose() if str(term) in mentioned]
     return exists(hidden, guard) if hidden else guard
 
 

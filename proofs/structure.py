@@ -204,21 +204,45 @@ def closure_facts(universes: Mapping[str, Sequence[Element]]) -> list[Formula]:
     return [f for sort in UNINTERPRETED for f in closure(sort, universes[sort])]
 
 
-def facts(structure: Structure, vocab: Vocab, *, statics: bool = True) -> list[Formula]:
-    """Facts fixing every state symbol of ``vocab`` (and the static ones) to the structure.
+_MARKERS = {"proc": "p_in", "sock": "s_in", "conn": "c_in"}
 
-    A function is pinned only where the structure gives a value (e.g. a generation for the
-    processes in the table); elsewhere it stays free, as junk on absent elements is free.
+OWNER_ARGUMENT = {"in_queue": 1}
+"""Which argument's object a fact belongs to (default the first): a queue belongs to its socket."""
+
+
+def facts(structure: Structure, vocab: Vocab, *, statics: bool = True) -> list[Formula]:
+    """Facts fixing ``vocab`` to the structure wherever the Python state defines it.
+
+    A fact is pinned when the object it belongs to is there (a process in the table, a socket
+    created, a connection made); facts about absent objects stay free, exactly like the junk the
+    encoding allows on them. Which objects are there (``p_in``, ``s_in``, ``c_in``) is pinned for
+    every element; nullary symbols always, the holder only when locked.
     """
-    universes = dict(structure.universes)
     found: list[Formula] = []
     for symbol in STATE_SYMBOLS:
-        found += pin(vocab.decl(symbol.name), symbol, universes, structure.facts[symbol.name])
+        if symbol.name == "holder" and not structure.holds("locked"):
+            continue
+        positions = (
+            [structure.universes[s] for s in symbol.domain]
+            if symbol.name in _MARKERS.values()
+            else _positions(structure, symbol.domain, OWNER_ARGUMENT.get(symbol.name, 0))
+        )
+        found += pin(vocab.decl(symbol.name), symbol, positions, structure.facts[symbol.name])
     if statics:
         for symbol in STATIC_SYMBOLS:
+            positions = [structure.universes[s] for s in symbol.domain]
             decl = getattr(STATIC, symbol.name)
-            found += pin(decl, symbol, universes, structure.facts[symbol.name])
+            found += pin(decl, symbol, positions, structure.facts[symbol.name])
     return found
+
+
+def _positions(
+    structure: Structure, domain: tuple[str, ...], owner: int
+) -> list[Sequence[Element]]:
+    positions: list[Sequence[Element]] = [structure.universes[s] for s in domain]
+    if domain and domain[owner] in ("proc", "sock", "conn"):
+        positions[owner] = structure.present(domain[owner])
+    return positions
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,9 +307,6 @@ def _role(model: Model, vocabs: Sequence[Vocab], p: Term) -> str:
         if model.holds(vocab.p_in(p)):
             return "master" if model.holds(vocab.master(p)) else "worker"
     return "proc"
-
-
-_MARKERS = {"proc": "p_in", "sock": "s_in", "conn": "c_in"}
 
 
 def decode(model: Model, vocab: Vocab, names: Naming) -> Structure:

@@ -20,14 +20,15 @@ Discussion:
     shutdown's exits of every worker child end the same way whatever their order. Each builder
     names where the Python effect computes ``service_running`` (after the master's own change).
 
-    *Two over-approximations, both sound for safety.* (1) A worker with ``worker_connections``
+    *Three over-approximations, all sound for safety.* (1) A worker with ``worker_connections``
     K > 1 may or may not have room (counting is not first-order); K = 1 is exact. (2) In
     reuseport mode a master creates one socket per slot: with unboundedly many slots this is the
     ∀slot ∃socket of :func:`_new_sockets`; requiring also "every new socket has a slot" would add
     the reverse edge and leave the decidable fragment, so the formula also allows extra new
     sockets without a slot. No invariant depends on them; the link test never perturbs a state
     by inventing a socket, and bounded model checking excludes them (every state it decodes must
-    give every reuseport socket a slot).
+    give every reuseport socket a slot). (3) In poll mode, that an arrival woke several workers
+    is implied only one way (see :func:`_herd`); no invariant claimed in poll mode reads it.
 
     *Queue order is cid order.* ``accept`` takes the oldest queued connection: a queue is
     appended at arrival and popped at its head, and cids count up, so it is always sorted. The
@@ -577,14 +578,7 @@ def accept(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) ->
     )
     queued = exists([d], pre.in_queue(d, s))
     guard = conj(pre.s_in(s), queued, q.is_waiting_on(config, pre, p, s))
-    other = var("proc", "ac_other")
-    herd = config.mode is Mode.POLL
-    woke_many = local.let(
-        "woke_many",
-        exists([other], conj(other != p, q.is_waiting_on(config, pre, other, s)))
-        if herd
-        else FALSE,
-    )
+    woke_many = _herd(config, pre, local, p, s)
     stepped = local.let("orphan", q.orphan(pre, p))
     return Effect(
         guard,
@@ -599,6 +593,22 @@ def accept(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) ->
             "orphan_stepped": _point(pre.orphan_stepped, p, disj(pre.orphan_stepped(p), stepped)),
         },
     )
+
+
+def _herd(config: Config, pre: Vocab, local: Locals, p: Term, s: Term) -> Formula:
+    """``wakeups >= 2``: in poll mode every waiter wakes (K4); otherwise only one.
+
+    In poll mode the formula says only "if several woke, another process was waiting": the
+    converse would put a waiter's capacity (∀ connections) under a negation and leave the
+    decidable fragment. No invariant reads ``woke_many`` in poll mode (``wakes_at_most_one``
+    does not apply there), so the missing direction costs nothing.
+    """
+    if config.mode is not Mode.POLL:
+        return FALSE
+    woke = local.const("bool", "woke_many")
+    other = var("proc", "ac_other")
+    local.require(implies(woke, exists([other], conj(other != p, q.is_waiting_on(config, pre, other, s)))))
+    return woke
 
 
 def acquire_mutex(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:

@@ -1,0 +1,153 @@
+"""The link: the z3 formulas say the same as the Python model on concrete states.
+
+Without this the proofs would be about a machine nobody runs. States are drawn by random walks
+through the model's own action table; for the last step, the z3 transition formula must accept
+every real successor and reject the successor with any one fact changed; every z3 invariant must
+have the truth value of the Python predicate, on reachable states and on damaged ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from forkshare.model.actions import ACTIONS
+from forkshare.model.config import Config, Mode, ParentDeath
+from forkshare.model.invariants import INVARIANTS
+from forkshare.model.state import Fate, Phase, System
+from forkshare.proofs.errors import NotRepresentableError
+from forkshare.proofs.lemmas import LEMMAS
+from forkshare.proofs.structure import Structure, abstract, universes_for
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from tests.proofs.link import TransitionCheck, claim_agrees, flipped
+from tests.proofs.walks import configurations, walk
+
+CONFIGS = configurations()
+CHOICES = st.lists(st.integers(0, 10**6), min_size=1, max_size=14)
+SAFE = [c for c in CONFIGS if c == replace(Config(mode=c.mode), workers=c.workers, backlog=c.backlog, bounds=c.bounds)]
+
+
+def _defined(structure: Structure) -> frozenset[object]:
+    present = {n for sort in ("proc", "sock", "conn") for n in structure.present(sort)}
+    rows = set()
+    for name, ext in structure.facts.items():
+        for row in ext:
+            owner = row[1] if name == "in_queue" else (row[0] if row else None)
+            if owner is None or owner in present or not owner.startswith(("proc", "sock", "conn")):
+                rows.add((name, row))
+    return frozenset(rows)
+
+
+def _perturbations(structure: Structure) -> list[tuple[str, tuple[str, ...], str | None]]:
+    """Every single-fact change of the facts the structure defines."""
+    procs, socks, conns = (structure.present(s) for s in ("proc", "sock", "conn"))
+    found: list[tuple[str, tuple[str, ...], str | None]] = []
+    unary = {"p_in": procs, "master": procs, "stopped": procs, "holds_mutex": procs, "quit": procs,
+             "orphan_stepped": procs, "listening": socks, "closed_early": socks, "reuseport": socks,
+             "s_by_master": socks, "requested": conns, "accepted_once": conns,
+             "accepted_twice": conns, "c_by_master": conns, "woke_many": conns}
+    for name, owners in unary.items():
+        found += [(name, (o,), None) for o in owners]
+    found += [("holds", (p, s), None) for p in procs for s in structure.universes["sock"]]
+    found += [("in_queue", (c, s), None) for s in socks for c in structure.universes["conn"]]
+    found += [("owns", (c, p), None) for c in conns for p in structure.universes["proc"]]
+    found += [("parent", (p, q), None) for p in procs for q in structure.universes["proc"]]
+    found += [("fate", (c,), f.value) for c in conns for f in Fate if f.value != structure.value("fate", c)]
+    found += [("phase", (p,), ph.value) for p in procs for ph in Phase if ph.value != structure.value("phase", p)]
+    found += [("locked", (), None), ("shut_down_once", (), None)]
+    return found
+
+
+@given(config=st.sampled_from(CONFIGS), choices=CHOICES, picks=st.lists(st.integers(0, 10**6), max_size=12))
+def test_transition_formula_accepts_real_successors_and_rejects_perturbed_ones(
+    config: Config, choices: list[int], picks: list[int]
+) -> None:
+    pre, move = walk(config, choices)
+    assume(move is not None)
+    assert move is not None
+    name, args, succ = move
+    successors = list(ACTIONS[name].successors(config, pre, args))
+    check = TransitionCheck(config, pre, name, args, successors)
+    for real in successors:
+        assert check.accepts(check.structure(real)), f"{name}{args} rejects a real successor"
+    real_views = {_defined(check.structure(s)) for s in successors}
+    target = check.structure(succ)
+    candidates = _perturbations(target)
+    for pick in picks:
+        symbol, row, value = candidates[pick % len(candidates)]
+        changed = flipped(target, symbol, row, value)
+        if _defined(changed) in real_views:
+            continue
+        assert not check.accepts(changed), f"{name}{args} accepts {symbol}{row}→{value}"
+
+
+def _damage(state: System, which: int, where: int) -> System:
+    """One of a few small edits a buggy model could make (most break some invariant)."""
+    procs, conns, lsts = state.processes, state.connections, state.listeners
+    edits = []
+    if conns:
+        c = conns[where % len(conns)]
+        edits += [
+            lambda: replace(state, connections=tuple(replace(x, accepts=2) if x is c else x for x in conns)),
+            lambda: replace(state, connections=tuple(replace(x, wakeups=3) if x is c else x for x in conns)),
+            lambda: replace(state, connections=tuple(replace(x, fate=Fate.ABORTED) if x is c else x for x in conns)),
+            lambda: replace(state, connections=tuple(replace(x, by_master=not x.by_master) if x is c else x for x in conns)),
+        ]
+    if procs:
+        p = procs[where % len(procs)]
+        edits += [
+            lambda: replace(state, processes=tuple(replace(x, holds_mutex=True) if x is p else x for x in procs)),
+            lambda: replace(state, processes=tuple(replace(x, orphan_steps=1) if x is p else x for x in procs)),
+            lambda: replace(state, processes=tuple(replace(x, phase=Phase.DEAD) if x is p else x for x in procs)),
+            lambda: replace(state, mutex=p.pid + 7),
+            lambda: replace(state, processes=tuple(x for x in procs if x is not p)),
+        ]
+    if lsts:
+        lst = lsts[where % len(lsts)]
+        edits += [
+            lambda: replace(state, listeners=tuple(replace(x, listening=not x.listening) if x is lst else x for x in lsts)),
+            lambda: replace(state, listeners=tuple(replace(x, closed_early=True) if x is lst else x for x in lsts)),
+        ]
+    if not edits:
+        return state
+    return edits[which % len(edits)]()
+
+
+@given(config=st.sampled_from(CONFIGS), choices=CHOICES, damage=st.none() | st.tuples(st.integers(0, 99), st.integers(0, 99)))
+def test_invariant_formulas_agree_with_the_python_predicates(
+    config: Config, choices: list[int], damage: tuple[int, int] | None
+) -> None:
+    pre, move = walk(config, choices)
+    state = pre if move is None else move[2]
+    if damage is not None:
+        state = _damage(state, *damage)
+    try:
+        abstract(config, state, universes_for(config, [state]))
+    except NotRepresentableError:
+        assume(False)
+    for name, invariant in INVARIANTS.items():
+        expected = invariant.holds(config, state)
+        assert claim_agrees(config, state, name, expected), f"{name}: Python says {expected}"
+
+
+@given(config=st.sampled_from(SAFE), choices=CHOICES)
+def test_the_lemmas_hold_in_the_states_the_model_reaches(config: Config, choices: list[int]) -> None:
+    pre, move = walk(config, choices)
+    state = pre if move is None else move[2]
+    for name, lemma in LEMMAS.items():
+        if lemma.applies(config):
+            assert claim_agrees(config, state, name, True), name
+
+
+def test_the_walks_reach_every_action_somewhere() -> None:
+    seen = set()
+    for config in CONFIGS:
+        for seed in range(40):
+            _, move = walk(config, [seed * 7919 + k * 104729 for k in range(14)])
+            if move is not None:
+                seen.add(move[0])
+    assert len(seen) >= len(ACTIONS) - 4, sorted(set(ACTIONS) - seen)
+
+
+__all__ = ["Mode", "ParentDeath"]

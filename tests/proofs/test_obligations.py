@@ -1,0 +1,73 @@
+"""Init, consecution and progress: proved for every safe mode, and able to fail."""
+
+from __future__ import annotations
+
+import pytest
+from forkshare.proofs.lemmas import LEMMAS
+from forkshare.proofs.obligations import SAFE_TARGETS, Prover, Target
+from forkshare.proofs.report import Kind, Result
+
+
+@pytest.mark.parametrize("target", SAFE_TARGETS, ids=lambda t: t.label)
+def test_every_invariant_is_inductive_in_every_safe_mode(target: Target) -> None:
+    prover = Prover(target)
+    records = prover.check_init() + prover.check_transitions() + prover.check_progress()
+    bad = [r for r in records if not r.ok]
+    assert not bad, "\n".join(f"{r.kind} {r.action} {r.invariant}: {r.detail}" for r in bad)
+    assert {r.kind for r in records} >= {Kind.INIT, Kind.CONSECUTION}
+
+
+def test_known_issues_are_the_only_failures_and_each_has_a_decoded_counterexample() -> None:
+    mutex = next(t for t in SAFE_TARGETS if t.label == "mutex")
+    records = Prover(mutex).check_transitions(["exit_worker"])
+    issue = next(r for r in records if r.invariant == "mutex_holder_is_alive")
+    assert issue.result is Result.KNOWN_ISSUE
+    assert "counterexample to induction" in issue.detail and "(gone)" in issue.detail
+
+
+def test_weakening_a_strengthening_lemma_breaks_the_proof_with_a_decoded_counterexample() -> None:
+    weakened = {n: lemma for n, lemma in LEMMAS.items() if n != "owners_are_alive"}
+    target = next(t for t in SAFE_TARGETS if t.label == "exclusive")
+    records = Prover(target, lemmas=weakened).check_transitions(["reap"])
+    failed = [r for r in records if r.result is Result.FAILED]
+    assert [r.invariant for r in failed] == ["type_ok"]
+    detail = failed[0].detail
+    assert detail.startswith("counterexample to induction: type_ok is not preserved by reap(")
+    before, after = detail.splitlines()[1:]
+    assert before.strip().startswith("before:") and "accepted@" in before
+    assert after.strip().startswith("after:") and "conn" in after
+
+
+@pytest.mark.parametrize("name", list(LEMMAS))
+def test_every_lemma_is_needed(name: str) -> None:
+    weakened = {n: lemma for n, lemma in LEMMAS.items() if n != name}
+    failing = []
+    for target in SAFE_TARGETS:
+        if not LEMMAS[name].applies(target.config):
+            continue
+        prover = Prover(target, lemmas=weakened)
+        records = prover.check_transitions() + prover.check_progress()
+        failing += [r for r in records if r.result is Result.FAILED]
+        if failing:
+            break
+    assert failing, f"{name} is not needed by any obligation: drop it"
+
+
+def test_an_invariant_that_is_not_inductive_without_its_lemma_names_the_lemma_it_needs() -> None:
+    weakened = {n: lemma for n, lemma in LEMMAS.items() if n != "commandable_master_holds_every_listener"}
+    target = next(t for t in SAFE_TARGETS if t.label == "exclusive")
+    records = Prover(target, lemmas=weakened).check_transitions(["kill_worker"])
+    failing = {r.invariant for r in records if r.result is Result.FAILED}
+    assert failing & {"listeners_keep_identity", "no_queued_connection_lost"}
+
+
+def test_the_initial_state_is_decoded_when_a_goal_fails_there() -> None:
+    from forkshare.proofs.lemmas import Lemma
+    from forkshare.proofs.encoding import boolean
+
+    false = Lemma("nothing_holds", "a lemma that is false everywhere", lambda c, v: boolean(False))
+    target = next(t for t in SAFE_TARGETS if t.label == "exclusive")
+    records = Prover(target, lemmas={"nothing_holds": false}).check_init()
+    failed = [r for r in records if r.result is Result.FAILED]
+    assert [r.invariant for r in failed] == ["nothing_holds"]
+    assert "no process | no socket" in failed[0].detail
