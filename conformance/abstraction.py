@@ -27,6 +27,11 @@ Discussion:
     reference server's close it (only the master accepts either way), so workers' listening
     descriptors are left out of the passfd record.
 
+    *A reset the client cannot see.* When a process holding an accepted connection dies, the
+    kernel's close sends RST only if unread data is waiting (``tcp_close``); a client that never
+    sent its request sees a plain FIN. The model's ``reset`` of such a connection is therefore
+    recorded as ``closed``. Queued connections of a closing listener are always reset.
+
     *What is left out, and why.* Zombies (the model's ``DEAD`` phase, /proc state ``Z``) come and
     go within milliseconds and carry no descriptors; wake-up counts need a quiescent window per
     connection that the random run cannot afford; the mutex holder is hidden state (the trace
@@ -37,8 +42,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forkshare.model.observation import observe
-from forkshare.model.state import Role, System
+from forkshare.model.observation import Outcome, observe
+from forkshare.model.state import Fate, Role, System
 
 MASTER, WORKER, ORPHAN = "master", "worker", "orphan"
 
@@ -94,8 +99,18 @@ def of_state(state: System, passfd: bool = False) -> Abstract:
             )
         ),
         queues=tuple(sorted(lst.queued for lst in view.listeners if lst.listening)),
-        clients=tuple((c.outcome, roles.get(c.owner, "") if c.owner else "") for c in view.clients),
+        clients=tuple(
+            (_seen_by_client(state, c.cid, c.outcome), roles.get(c.owner, "") if c.owner else "")
+            for c in view.clients
+        ),
     )
+
+
+def _seen_by_client(state: System, cid: int, outcome: str) -> str:
+    conn = state.connection(cid)
+    if conn.fate is Fate.RESET and not conn.requested:
+        return Outcome.CLOSED  # FIN, not RST: nothing unread (see Discussion)
+    return outcome
 
 
 def _model_role(state: System, pid: int) -> str:

@@ -254,8 +254,8 @@ def verify(
     profile: Profile,
     *,
     workers: int = 2,
-    examples: int = 5,
-    steps: int = 10,
+    examples: int = 10,
+    steps: int = 12,
     bounds: Bounds = DEFAULT_BOUNDS,
     shrink: bool = True,
     progress: Progress | None = None,
@@ -315,7 +315,15 @@ def run_conformance(profile: Profile, settings: settings | None = None, workers:
     run_state_machine_as_test(machine, settings=settings or _settings(5, 10, True))
 
 
+SHRINK_SECONDS = 30
+"""Shrinking budget: every shrink attempt restarts a real server, and Hypothesis's own cap is
+five minutes (``MAX_SHRINKING_SECONDS``, an internal constant with no public setting)."""
+
+
 def _settings(examples: int, steps: int, shrink: bool) -> settings:
+    from hypothesis.internal.conjecture import engine
+
+    engine.MAX_SHRINKING_SECONDS = SHRINK_SECONDS
     phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
     return settings(
         max_examples=examples,
