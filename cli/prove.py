@@ -16,11 +16,12 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from forkshare.proofs.report import Kind, Record, Result, SuiteReport
-from forkshare.proofs.suite import run_proof_suite
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from forkshare.proofs.report import Kind, Record, Result, SuiteReport
+from forkshare.proofs.suite import run_proof_suite
 
 
 def build_parser() -> argparse.ArgumentParser:

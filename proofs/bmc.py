@@ -32,28 +32,29 @@ from forkshare.proofs.encoding import (
     STATE_SYMBOLS,
     STATIC,
     Formula,
-    Symbol,
     Locals,
     Model,
+    Outcome,
     Solver,
+    Symbol,
     Term,
     Vocab,
     choice,
     chosen_of,
-    renamed,
-    renaming,
-    substitute_symbols,
     conj,
     disj,
     distinct,
-    grounded,
-    one_of,
-    static_axioms,
     exists,
     forall,
+    grounded,
     implies,
     ite,
     neg,
+    one_of,
+    renamed,
+    renaming,
+    static_axioms,
+    substitute_symbols,
     var,
 )
 from forkshare.proofs.errors import EncodingMismatchError
@@ -172,8 +173,7 @@ def cover(
     for _ in range(max_depth):
         _extend(unrolling)
         while remaining := actions - found.keys():
-            last = unrolling.fired[-1]
-            outcome = _check(unrolling, lambda: disj(*[last[a] for a in sorted(remaining)]))
+            outcome = _check(unrolling, _fires_last(unrolling.fired[-1], remaining))
             if outcome.model is None:
                 break
             steps = replay(config, outcome.model, unrolling)
@@ -183,6 +183,11 @@ def cover(
         if not actions - found.keys():
             break
     return found
+
+
+def _fires_last(last: dict[str, Formula], actions: frozenset[str]) -> Callable[[], Formula]:
+    """The goal "the last step fires one of ``actions``"."""
+    return lambda: disj(*[last[a] for a in sorted(actions)])
 
 
 def _check(unrolling: _Unrolling, goal: Callable[[], Formula]) -> Outcome:
@@ -223,11 +228,13 @@ def _extend(unrolling: _Unrolling) -> None:
             copy.symbols[name] = new
             pairs.append((old, replacement))
         scopes[action] = copy
-    chosen, old, replacement = renamed(template.chosen, f"s{k}!action")
+    _, old, replacement = renamed(template.chosen, f"s{k}!action")
     pairs.append((old, replacement))
     unrolling.solver.add(substitute_symbols(template.formula, pairs))
     unrolling.states.append(post)
-    unrolling.fired.append({a: substitute_symbols(f, [(old, replacement)]) for a, f in template.fired.items()})
+    unrolling.fired.append(
+        {a: substitute_symbols(f, [(old, replacement)]) for a, f in template.fired.items()}
+    )
     unrolling.locals.append(scopes)
 
 
@@ -412,7 +419,9 @@ def visible(structure: Structure, renaming: dict[str, str] | None = None) -> fro
             continue
         for row in structure.facts[name]:
             args = row[: len(symbol.domain)]
-            if all(a in present for a, s in zip(args, symbol.domain, strict=True) if s in _SORT_PREFIX):
+            if all(
+                a in present for a, s in zip(args, symbol.domain, strict=True) if s in _SORT_PREFIX
+            ):
                 seen.add((name, tuple(rename.get(e, e) for e in row)))
     if structure.holds("locked"):
         holder = structure.value("holder")

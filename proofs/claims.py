@@ -15,6 +15,7 @@ from forkshare.model.state import Fate
 from forkshare.proofs import vocabulary as q
 from forkshare.proofs.encoding import (
     Formula,
+    Term,
     Vocab,
     boolean,
     conj,
@@ -75,7 +76,10 @@ def type_ok(config: Config, v: Vocab) -> Formula:
 def at_most_one_mutex_holder(config: Config, v: Vocab) -> Formula:
     """``invariants.at_most_one_mutex_holder``."""
     p, p2 = var("proc", "m_p"), var("proc", "m_p2")
-    believes = lambda x: conj(v.p_in(x), v.holds_mutex(x))  # noqa: E731
+
+    def believes(x: Term) -> Formula:
+        return conj(v.p_in(x), v.holds_mutex(x))
+
     return conj(
         forall([p, p2], implies(conj(believes(p), believes(p2)), p == p2)),
         forall([p], implies(believes(p), conj(v.locked(), v.holder() == p))),
@@ -90,9 +94,7 @@ def mutex_holder_is_alive(config: Config, v: Vocab) -> Formula:
 def accepted_at_most_once(config: Config, v: Vocab) -> Formula:
     """``invariants.accepted_at_most_once``."""
     c = var("conn", "a_c")
-    once = conj(
-        neg(v.accepted_twice(c)), implies(v.fate(c) == q.QUEUED, neg(v.accepted_once(c)))
-    )
+    once = conj(neg(v.accepted_twice(c)), implies(v.fate(c) == q.QUEUED, neg(v.accepted_once(c))))
     return forall([c], implies(v.c_in(c), once))
 
 
@@ -113,9 +115,7 @@ def held_listener_is_listening(config: Config, v: Vocab) -> Formula:
 def listening_listener_is_held(config: Config, v: Vocab) -> Formula:
     """``invariants.listening_listener_is_held``."""
     p, s = var("proc", "l_p"), var("sock", "l_s")
-    return forall(
-        [s], implies(conj(v.s_in(s), v.listening(s)), exists([p], q.holder(v, p, s)))
-    )
+    return forall([s], implies(conj(v.s_in(s), v.listening(s)), exists([p], q.holder(v, p, s))))
 
 
 def no_queued_connection_lost(config: Config, v: Vocab) -> Formula:
@@ -154,9 +154,7 @@ def master_never_accepts(config: Config, v: Vocab) -> Formula:
     """``invariants.master_never_accepts``."""
     c = var("conn", "w_c")
     passfd = boolean(config.mode is Mode.PASSFD)
-    return forall(
-        [c], implies(conj(v.c_in(c), v.accepted_once(c)), v.c_by_master(c) == passfd)
-    )
+    return forall([c], implies(conj(v.c_in(c), v.accepted_once(c)), v.c_by_master(c) == passfd))
 
 
 def reuseport_queue_has_consumer(config: Config, v: Vocab) -> Formula:
@@ -173,7 +171,10 @@ def reuseport_queue_has_consumer(config: Config, v: Vocab) -> Formula:
 def single_pending_upgrade(config: Config, v: Vocab) -> Formula:
     """``invariants.single_pending_upgrade``."""
     a, b, c = var("proc", "u_a"), var("proc", "u_b"), var("proc", "u_c")
-    live = lambda x: q.live_master(v, x)  # noqa: E731
+
+    def live(x: Term) -> Formula:
+        return q.live_master(v, x)
+
     three = conj(live(a), live(b), live(c), distinct(a, b, c))
     related = disj(v.parent(a, b), v.parent(b, a))
     return conj(

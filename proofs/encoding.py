@@ -37,12 +37,13 @@ Discussion:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeAlias
 
 import z3
+
 from forkshare.model.state import Fate, Phase, Shutdown
 
 Formula: TypeAlias = Any
@@ -303,7 +304,7 @@ _GROUND: dict[str, list[Term]] = {}
 
 
 @contextmanager
-def grounded(universes: dict[str, Sequence[Element]]) -> Iterator[dict[str, list[Term]]]:
+def grounded(universes: Mapping[str, Sequence[Element]]) -> Iterator[dict[str, list[Term]]]:
     """Build formulas over finite universes: every quantifier becomes the conjunction (∀) or the
     disjunction (∃) of its instances, one ``substitute`` call each.
 
@@ -578,7 +579,9 @@ class Model:
         """A fast lookup of ``decl``'s value at model values, read from its interpretation once
         (falls back to evaluation when the interpretation is not a plain table)."""
         model = self._model
-        present = decl.arity() > 0 and z3.Z3_model_has_interp(model.ctx.ref(), model.model, decl.ast)
+        present = decl.arity() > 0 and z3.Z3_model_has_interp(
+            model.ctx.ref(), model.model, decl.ast
+        )
         interp = model.get_interp(decl) if present else None
         if interp is None or not isinstance(interp, z3.FuncInterp):
             return lambda args: self.value(decl(*args))

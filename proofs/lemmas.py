@@ -66,9 +66,7 @@ def commandable_masters_share_sockets(config: Config, v: Vocab) -> Formula:
 def a_commandable_master_holds_a_socket(config: Config, v: Vocab) -> Formula:
     """While the service runs, some commandable master holds a socket."""
     m, s = var("proc", "L7_m"), var("sock", "L7_s")
-    return implies(
-        q.service_running(v), exists([m, s], conj(q.commandable(v, m), v.holds(m, s)))
-    )
+    return implies(q.service_running(v), exists([m, s], conj(q.commandable(v, m), v.holds(m, s))))
 
 
 def commandable_master_holds_every_listener(config: Config, v: Vocab) -> Formula:

@@ -47,8 +47,8 @@ from forkshare.proofs.encoding import (
     conjuncts,
     is_false,
     neg,
-    simplify,
     renaming,
+    simplify,
     static_axioms,
     substitute_symbols,
     symbols_of,
@@ -150,9 +150,7 @@ class Prover:
     def check_action(self, name: str) -> list[Record]:
         """Consecution of every goal under action ``name``."""
         wanted = [
-            g
-            for g in self.goals
-            if self.selected(Kind.CONSECUTION, self.target.label, name, g)
+            g for g in self.goals if self.selected(Kind.CONSECUTION, self.target.label, name, g)
         ]
         if not wanted:
             return []

@@ -17,7 +17,6 @@ from forkshare.model.config import Config, Mode
 from forkshare.model.state import Phase, System
 from forkshare.proofs import vocabulary as q
 from forkshare.proofs.encoding import (
-
     Formula,
     Locals,
     Term,
@@ -101,7 +100,9 @@ def _stuck_accept(config: Config, state: System) -> bool:
         if not lst.queue:
             continue
         for proc in state.processes:
-            if _eligible(config, state, proc.pid, lst.sid) and not _can_step(config, state, proc.pid, lst.sid):
+            if _eligible(config, state, proc.pid, lst.sid) and not _can_step(
+                config, state, proc.pid, lst.sid
+            ):
                 return True
     return False
 
@@ -159,5 +160,3 @@ PROGRESS: dict[str, ProgressFact] = {
     )
 }
 """Every progress fact, by name."""
-
-

@@ -91,10 +91,14 @@ def _trace_record(
     kind: Kind, target: str, goal: str, config: Config, trace: Trace | None, expect: str
 ) -> Record:
     if trace is None:
-        return Record(kind, target, "", goal, Result.MISSING, 0.0, f"no trace within {MAX_DEPTH} steps")
+        return Record(
+            kind, target, "", goal, Result.MISSING, 0.0, f"no trace within {MAX_DEPTH} steps"
+        )
     final = trace.steps[-1].state
     if not _fails_in_python(config, goal, final):
-        detail = "the replayed trace does not break the goal in Python:\n" + "\n".join(trace.numbered())
+        detail = "the replayed trace does not break the goal in Python:\n" + "\n".join(
+            trace.numbered()
+        )
         return Record(kind, target, "", goal, Result.MISSING, trace.slowest_ms, detail)
     detail = f"{expect}\n" + "\n".join(trace.numbered())
     return Record(kind, target, "", goal, Result.FOUND, trace.slowest_ms, detail)
@@ -104,7 +108,9 @@ def refute_variant(name: str) -> Record:
     """The shortest trace on which unsafe variant ``name`` violates its expected invariant."""
     variant = VARIANTS[name]
     config = variant.apply(Config())
-    trace = search(config, _violates(variant.expected), max_depth=MAX_DEPTH, timeout_ms=SEARCH_TIMEOUT_MS)
+    trace = search(
+        config, _violates(variant.expected), max_depth=MAX_DEPTH, timeout_ms=SEARCH_TIMEOUT_MS
+    )
     expect = f"{variant.expected} fails ({variant.seen_in}); replayed in the Python model:"
     return _trace_record(Kind.REFUTATION, name, variant.expected, config, trace, expect)
 
@@ -118,11 +124,32 @@ def confirm_issue(issue: ModelIssue) -> Record:
         config, goal, max_depth=issue.depth, timeout_ms=SEARCH_TIMEOUT_MS, sizes=ISSUE_SIZES
     )
     record = _trace_record(
-        Kind.MODEL_ISSUE, mode.value, issue.goal, config, trace, f"{issue.name}: {issue.summary}\nfix: {issue.fix}"
+        Kind.MODEL_ISSUE,
+        mode.value,
+        issue.goal,
+        config,
+        trace,
+        f"{issue.name}: {issue.summary}\nfix: {issue.fix}",
     )
     if record.result is Result.MISSING and trace is None:
-        return Record(Kind.MODEL_ISSUE, mode.value, "", issue.goal, Result.RESOLVED, 0.0, f"{issue.name} no longer shows: remove it from proofs/issues.py")
-    return Record(record.kind, record.target, issue.name, record.invariant, record.result, record.ms, record.detail)
+        return Record(
+            Kind.MODEL_ISSUE,
+            mode.value,
+            "",
+            issue.goal,
+            Result.RESOLVED,
+            0.0,
+            f"{issue.name} no longer shows: remove it from proofs/issues.py",
+        )
+    return Record(
+        record.kind,
+        record.target,
+        issue.name,
+        record.invariant,
+        record.result,
+        record.ms,
+        record.detail,
+    )
 
 
 def witness_plan(actions: Iterable[str] = ACTIONS) -> dict[str, str]:

@@ -91,7 +91,9 @@ def _pids(system: System) -> set[int]:
     return pids - {0}
 
 
-def abstract(config: Config, system: System, universes: Mapping[str, tuple[Element, ...]]) -> Structure:
+def abstract(
+    config: Config, system: System, universes: Mapping[str, tuple[Element, ...]]
+) -> Structure:
     """The structure of a concrete state (see :mod:`forkshare.proofs.encoding`, Discussion).
 
     Raises:
@@ -116,7 +118,9 @@ def abstract(config: Config, system: System, universes: Mapping[str, tuple[Eleme
 def _check_representable(config: Config, system: System) -> None:
     for lst in system.listeners:
         if lst.port != 0 or lst.backlog != config.backlog:
-            raise NotRepresentableError(f"sock{lst.sid} is not on port 0 with the configured backlog")
+            raise NotRepresentableError(
+                f"sock{lst.sid} is not on port 0 with the configured backlog"
+            )
         if any(a >= b for a, b in zip(lst.queue, lst.queue[1:], strict=False)):
             raise NotRepresentableError(f"sock{lst.sid}'s queue {lst.queue} is not in cid order")
         if lst.reuseport and lst.slot < 0:
@@ -341,7 +345,8 @@ def decode(model: Model, vocab: Vocab, names: Naming) -> Structure:
 def describe(structure: Structure) -> str:
     """One line: processes | sockets | connections | mutex (only what is there)."""
     parts = [
-        " ".join(_describe_process(structure, p) for p in structure.present("proc")) or "no process",
+        " ".join(_describe_process(structure, p) for p in structure.present("proc"))
+        or "no process",
         " ".join(_describe_socket(structure, s) for s in structure.present("sock")) or "no socket",
     ]
     conns = structure.present("conn")
@@ -403,5 +408,3 @@ def _describe_connection(st: Structure, c: Element) -> str:
 def symbols_differing(left: Structure, right: Structure) -> list[str]:
     """Names of the symbols whose extensions differ (used to explain a failed replay)."""
     return sorted(n for n in SYMBOLS if left.facts.get(n) != right.facts.get(n))
-
-

@@ -66,9 +66,11 @@ class Selection:
 
     def wants_target(self, label: str) -> bool:
         """Any obligation of this safe mode (for goals and actions, every mode)?"""
-        return self.name is None or self.name not in VARIANTS and (
-            self.name not in [m.value for m in Mode] or self.name == label
-        ) and self.name not in [i.name for i in ISSUES]
+        return self.name is None or (
+            self.name not in VARIANTS
+            and (self.name not in [m.value for m in Mode] or self.name == label)
+            and self.name not in [i.name for i in ISSUES]
+        )
 
     def wants_variant(self, name: str, expected: str) -> bool:
         """The refutation of this unsafe variant?"""
@@ -148,7 +150,14 @@ def run_proof_suite(only: str | None = None, *, jobs: int | None = None) -> Suit
     return SuiteReport(_ordered(records), time.perf_counter() - start)
 
 
-_ORDER = [Kind.INIT, Kind.CONSECUTION, Kind.PROGRESS, Kind.WITNESS, Kind.REFUTATION, Kind.MODEL_ISSUE]
+_ORDER = [
+    Kind.INIT,
+    Kind.CONSECUTION,
+    Kind.PROGRESS,
+    Kind.WITNESS,
+    Kind.REFUTATION,
+    Kind.MODEL_ISSUE,
+]
 
 
 def _ordered(records: list[Record]) -> list[Record]:

@@ -97,9 +97,7 @@ PARAM_SORTS = {
 def arguments(name: str, local: Locals) -> tuple[Term, ...]:
     """Fresh constants for the arguments of action ``name``, in the table's order."""
     params = ACTIONS[name].params
-    return tuple(
-        local.const(PARAM_SORTS[p], f"arg{k}_{p.value}") for k, p in enumerate(params)
-    )
+    return tuple(local.const(PARAM_SORTS[p], f"arg{k}_{p.value}") for k, p in enumerate(params))
 
 
 def effect(config: Config, name: str, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
@@ -163,7 +161,7 @@ class NewProcess:
     generation: Term
     slot: Term | None
     fds: Callable[[Term], Formula]
-    phase: Term = phase(Phase.RUNNING)
+    phase: Term = field(default_factory=lambda: phase(Phase.RUNNING))
 
 
 def _create_process(pre: Vocab, new: NewProcess) -> dict[str, Update]:
@@ -206,7 +204,12 @@ def _new_sockets(config: Config, pre: Vocab, local: Locals, *, by_master: bool) 
         return NewSockets(lambda s: s == s0, lambda s, i: FALSE, False, by_master)
     is_new = local.relation("new_sock", "sock")
     slot = local.relation("new_sock_slot", "sock", "slot")
-    s, s2, i, j = var("sock", "ns_s"), var("sock", "ns_s2"), var("slot", "ns_i"), var("slot", "ns_j")
+    s, s2, i, j = (
+        var("sock", "ns_s"),
+        var("sock", "ns_s2"),
+        var("slot", "ns_i"),
+        var("slot", "ns_j"),
+    )
     local.require(
         forall([s], implies(is_new(s), neg(pre.s_in(s)))),
         forall([i], exists([s], conj(is_new(s), slot(s, i)))),
@@ -244,7 +247,9 @@ class Closing:
     updates: dict[str, Update]
 
 
-def _close(pre: Vocab, local: Locals, closer: Callable[[Term], Formula], running: Formula) -> Closing:
+def _close(
+    pre: Vocab, local: Locals, closer: Callable[[Term], Formula], running: Formula
+) -> Closing:
     """``closer``'s processes close every descriptor; ``running`` is ``service_running`` then."""
     running_now = local.let("running_mid", running)
 
@@ -347,18 +352,14 @@ def connect(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -
     """``actions.connect``: refused, or queued on (or dropped by) one listening socket."""
     n = local.const("conn", "new_conn")
     c = var("conn", "cn_c")
-    local.require(
-        neg(pre.c_in(n)), forall([c], implies(pre.c_in(c), STATIC.conn_lt(c, n)))
-    )
+    local.require(neg(pre.c_in(n)), forall([c], implies(pre.c_in(c), STATIC.conn_lt(c, n))))
     s = var("sock", "cn_s")
     target = local.const("sock", "target")
     refused = local.let("refused", forall([s], neg(conj(pre.s_in(s), pre.listening(s)))))
     local.require(implies(neg(refused), conj(pre.s_in(target), pre.listening(target))))
     full = local.let("full", q.queue_full(config, pre, target))
     queued = conj(neg(refused), neg(full))
-    arrival = ite(
-        refused, fate(Fate.REFUSED), ite(full, fate(Fate.DROPPED), fate(Fate.QUEUED))
-    )
+    arrival = ite(refused, fate(Fate.REFUSED), ite(full, fate(Fate.DROPPED), fate(Fate.QUEUED)))
     fresh = {
         name: _point(pre.decl(name), n, FALSE)
         for name in ("accepted_once", "accepted_twice", "c_by_master", "requested", "woke_many")
@@ -607,7 +608,9 @@ def _herd(config: Config, pre: Vocab, local: Locals, p: Term, s: Term) -> Formul
         return FALSE
     woke = local.const("bool", "woke_many")
     other = var("proc", "ac_other")
-    local.require(implies(woke, exists([other], conj(other != p, q.is_waiting_on(config, pre, other, s)))))
+    local.require(
+        implies(woke, exists([other], conj(other != p, q.is_waiting_on(config, pre, other, s))))
+    )
     return woke
 
 
@@ -729,9 +732,7 @@ def exit_worker(config: Config, pre: Vocab, args: tuple[Term, ...], local: Local
     """``actions.exit_worker``: an exiting worker with nothing in flight, or a frozen orphan."""
     (p,) = args
     done = conj(pre.phase(p) == q.EXITING, neg(pre.stopped(p)), q.owns_nothing(pre, p))
-    guard = conj(
-        q.alive(pre, p), neg(pre.master(p)), disj(q.frozen_orphan(config, pre, p), done)
-    )
+    guard = conj(q.alive(pre, p), neg(pre.master(p)), disj(q.frozen_orphan(config, pre, p), done))
     return Effect(guard, _exit_one(config, pre, local, p))
 
 

@@ -16,7 +16,6 @@ from forkshare.proofs.encoding import (
     Term,
     Vocab,
     conj,
-    disj,
     distinct,
     exists,
     fate,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config
 from forkshare.model.state import System
 from forkshare.model.table import Param
@@ -29,7 +30,6 @@ from forkshare.proofs.encoding import (
 from forkshare.proofs.lemmas import LEMMAS
 from forkshare.proofs.structure import Structure, abstract, facts, universes_for
 from forkshare.proofs.transitions import PARAM_SORTS, arguments, effect, frame, transition
-from forkshare.model.actions import ACTIONS
 
 ALL_SYMBOLS = frozenset(s.name for s in STATE_SYMBOLS)
 PREFIX = {"proc": "proc", "sock": "sock", "conn": "conn", "slot": "slot"}
@@ -44,7 +44,9 @@ def _closed(v: Vocab, universes: dict[str, tuple[str, ...]]) -> list[Formula]:
 class TransitionCheck:
     """Is ``post`` a successor of ``pre`` by action ``name`` with ``args``, per the z3 formula?"""
 
-    def __init__(self, config: Config, pre: System, name: str, args: tuple[int, ...], posts: list[System]) -> None:
+    def __init__(
+        self, config: Config, pre: System, name: str, args: tuple[int, ...], posts: list[System]
+    ) -> None:
         self.universes = universes_for(config, [pre, *posts])
         self.config = config
         self.pre_vocab, self.post_vocab = Vocab.named("<pre>"), Vocab.named("<post>")
@@ -60,7 +62,9 @@ class TransitionCheck:
             self.solver.add(*[distinct(*terms) for terms in elements.values()])
             self.solver.add(*static_axioms(), formula)
             self.solver.add(*[one_of(t, sort) for t, sort in local.loose()])
-            self.solver.add(*_closed(self.pre_vocab, self.universes), *_closed(self.post_vocab, self.universes))
+            self.solver.add(
+                *_closed(self.pre_vocab, self.universes), *_closed(self.post_vocab, self.universes)
+            )
             self.solver.add(*facts(abstract(config, pre, self.universes), self.pre_vocab))
             for param, term, value in zip(ACTIONS[name].params, zargs, args, strict=True):
                 sort = PARAM_SORTS[param]
@@ -91,7 +95,9 @@ def claim_agrees(config: Config, system: System, name: str, expected: bool) -> b
     return solver.check().verdict == "unsat"
 
 
-def flipped(structure: Structure, symbol: str, row: tuple[str, ...], value: str | None) -> Structure:
+def flipped(
+    structure: Structure, symbol: str, row: tuple[str, ...], value: str | None
+) -> Structure:
     """``structure`` with one fact changed: a relation tuple toggled, or a function's value set."""
     rows = set(structure.facts[symbol])
     if value is None:

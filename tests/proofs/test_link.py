@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config, Mode, ParentDeath
 from forkshare.model.invariants import INVARIANTS
@@ -17,15 +20,16 @@ from forkshare.model.state import Fate, Phase, System
 from forkshare.proofs.errors import NotRepresentableError
 from forkshare.proofs.lemmas import LEMMAS
 from forkshare.proofs.structure import Structure, abstract, universes_for
-from hypothesis import assume, given
-from hypothesis import strategies as st
-
 from tests.proofs.link import TransitionCheck, claim_agrees, flipped
 from tests.proofs.walks import configurations, walk
 
 CONFIGS = configurations()
 CHOICES = st.lists(st.integers(0, 10**6), min_size=1, max_size=14)
-SAFE = [c for c in CONFIGS if c == replace(Config(mode=c.mode), workers=c.workers, backlog=c.backlog, bounds=c.bounds)]
+SAFE = [
+    c
+    for c in CONFIGS
+    if c == replace(Config(mode=c.mode), workers=c.workers, backlog=c.backlog, bounds=c.bounds)
+]
 
 
 def _defined(structure: Structure) -> frozenset[object]:
@@ -43,23 +47,50 @@ def _perturbations(structure: Structure) -> list[tuple[str, tuple[str, ...], str
     """Every single-fact change of the facts the structure defines."""
     procs, socks, conns = (structure.present(s) for s in ("proc", "sock", "conn"))
     found: list[tuple[str, tuple[str, ...], str | None]] = []
-    unary = {"p_in": procs, "master": procs, "stopped": procs, "holds_mutex": procs, "quit": procs,
-             "orphan_stepped": procs, "listening": socks, "closed_early": socks, "reuseport": socks,
-             "s_by_master": socks, "requested": conns, "accepted_once": conns,
-             "accepted_twice": conns, "c_by_master": conns, "woke_many": conns}
+    unary = {
+        "p_in": procs,
+        "master": procs,
+        "stopped": procs,
+        "holds_mutex": procs,
+        "quit": procs,
+        "orphan_stepped": procs,
+        "listening": socks,
+        "closed_early": socks,
+        "reuseport": socks,
+        "s_by_master": socks,
+        "requested": conns,
+        "accepted_once": conns,
+        "accepted_twice": conns,
+        "c_by_master": conns,
+        "woke_many": conns,
+    }
     for name, owners in unary.items():
         found += [(name, (o,), None) for o in owners]
     found += [("holds", (p, s), None) for p in procs for s in structure.universes["sock"]]
     found += [("in_queue", (c, s), None) for s in socks for c in structure.universes["conn"]]
     found += [("owns", (c, p), None) for c in conns for p in structure.universes["proc"]]
     found += [("parent", (p, q), None) for p in procs for q in structure.universes["proc"]]
-    found += [("fate", (c,), f.value) for c in conns for f in Fate if f.value != structure.value("fate", c)]
-    found += [("phase", (p,), ph.value) for p in procs for ph in Phase if ph.value != structure.value("phase", p)]
+    found += [
+        ("fate", (c,), f.value)
+        for c in conns
+        for f in Fate
+        if f.value != structure.value("fate", c)
+    ]
+    found += [
+        ("phase", (p,), ph.value)
+        for p in procs
+        for ph in Phase
+        if ph.value != structure.value("phase", p)
+    ]
     found += [("locked", (), None), ("shut_down_once", (), None)]
     return found
 
 
-@given(config=st.sampled_from(CONFIGS), choices=CHOICES, picks=st.lists(st.integers(0, 10**6), max_size=12))
+@given(
+    config=st.sampled_from(CONFIGS),
+    choices=CHOICES,
+    picks=st.lists(st.integers(0, 10**6), max_size=12),
+)
 def test_transition_formula_accepts_real_successors_and_rejects_perturbed_ones(
     config: Config, choices: list[int], picks: list[int]
 ) -> None:
@@ -89,32 +120,62 @@ def _damage(state: System, which: int, where: int) -> System:
     if conns:
         c = conns[where % len(conns)]
         edits += [
-            lambda: replace(state, connections=tuple(replace(x, accepts=2) if x is c else x for x in conns)),
-            lambda: replace(state, connections=tuple(replace(x, wakeups=3) if x is c else x for x in conns)),
-            lambda: replace(state, connections=tuple(replace(x, fate=Fate.ABORTED) if x is c else x for x in conns)),
-            lambda: replace(state, connections=tuple(replace(x, by_master=not x.by_master) if x is c else x for x in conns)),
+            lambda: replace(
+                state, connections=tuple(replace(x, accepts=2) if x is c else x for x in conns)
+            ),
+            lambda: replace(
+                state, connections=tuple(replace(x, wakeups=3) if x is c else x for x in conns)
+            ),
+            lambda: replace(
+                state,
+                connections=tuple(replace(x, fate=Fate.ABORTED) if x is c else x for x in conns),
+            ),
+            lambda: replace(
+                state,
+                connections=tuple(
+                    replace(x, by_master=not x.by_master) if x is c else x for x in conns
+                ),
+            ),
         ]
     if procs:
         p = procs[where % len(procs)]
         edits += [
-            lambda: replace(state, processes=tuple(replace(x, holds_mutex=True) if x is p else x for x in procs)),
-            lambda: replace(state, processes=tuple(replace(x, orphan_steps=1) if x is p else x for x in procs)),
-            lambda: replace(state, processes=tuple(replace(x, phase=Phase.DEAD) if x is p else x for x in procs)),
+            lambda: replace(
+                state, processes=tuple(replace(x, holds_mutex=True) if x is p else x for x in procs)
+            ),
+            lambda: replace(
+                state, processes=tuple(replace(x, orphan_steps=1) if x is p else x for x in procs)
+            ),
+            lambda: replace(
+                state, processes=tuple(replace(x, phase=Phase.DEAD) if x is p else x for x in procs)
+            ),
             lambda: replace(state, mutex=p.pid + 7),
             lambda: replace(state, processes=tuple(x for x in procs if x is not p)),
         ]
     if lsts:
         lst = lsts[where % len(lsts)]
         edits += [
-            lambda: replace(state, listeners=tuple(replace(x, listening=not x.listening) if x is lst else x for x in lsts)),
-            lambda: replace(state, listeners=tuple(replace(x, closed_early=True) if x is lst else x for x in lsts)),
+            lambda: replace(
+                state,
+                listeners=tuple(
+                    replace(x, listening=not x.listening) if x is lst else x for x in lsts
+                ),
+            ),
+            lambda: replace(
+                state,
+                listeners=tuple(replace(x, closed_early=True) if x is lst else x for x in lsts),
+            ),
         ]
     if not edits:
         return state
     return edits[which % len(edits)]()
 
 
-@given(config=st.sampled_from(CONFIGS), choices=CHOICES, damage=st.none() | st.tuples(st.integers(0, 99), st.integers(0, 99)))
+@given(
+    config=st.sampled_from(CONFIGS),
+    choices=CHOICES,
+    damage=st.none() | st.tuples(st.integers(0, 99), st.integers(0, 99)),
+)
 def test_invariant_formulas_agree_with_the_python_predicates(
     config: Config, choices: list[int], damage: tuple[int, int] | None
 ) -> None:
@@ -132,7 +193,9 @@ def test_invariant_formulas_agree_with_the_python_predicates(
 
 
 @given(config=st.sampled_from(SAFE), choices=CHOICES)
-def test_the_lemmas_hold_in_the_states_the_model_reaches(config: Config, choices: list[int]) -> None:
+def test_the_lemmas_hold_in_the_states_the_model_reaches(
+    config: Config, choices: list[int]
+) -> None:
     pre, move = walk(config, choices)
     state = pre if move is None else move[2]
     for name, lemma in LEMMAS.items():

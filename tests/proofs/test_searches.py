@@ -4,6 +4,7 @@ that z3 finds and the Python model replays."""
 from __future__ import annotations
 
 import pytest
+
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config
 from forkshare.model.invariants import INVARIANTS
@@ -28,7 +29,9 @@ def test_every_unsafe_variant_is_refuted_by_a_replayed_counterexample(name: str)
 def test_the_refutation_is_a_shortest_trace_that_fails_in_python_too() -> None:
     variant = VARIANTS["no-respawn"]
     config = variant.apply(Config())
-    trace = search(config, lambda c, v: neg(CLAIMS[variant.expected](c, v)), max_depth=6, timeout_ms=5000)
+    trace = search(
+        config, lambda c, v: neg(CLAIMS[variant.expected](c, v)), max_depth=6, timeout_ms=5000
+    )
     assert trace is not None
     assert [s.label for s in trace.steps] == [
         "start_master()",

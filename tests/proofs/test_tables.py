@@ -36,7 +36,8 @@ def test_every_known_model_issue_names_an_invariant_or_a_progress_fact() -> None
 
 def test_every_lemma_says_why_it_is_needed() -> None:
     for lemma in LEMMAS.values():
-        assert lemma.why and lemma.formula.__doc__, lemma.name
+        assert lemma.why, lemma.name
+        assert lemma.formula.__doc__, lemma.name
 
 
 def _imports(path: Path) -> set[str]:

@@ -29,9 +29,18 @@ def configurations() -> list[Config]:
     """Safe configurations of every mode and every unsafe variant, in a few shapes."""
     found = []
     for mode in Mode:
-        for workers, backlog, death in ((1, 1, ParentDeath.WORKERS_EXIT), (2, 0, ParentDeath.ORPHANS_SERVE)):
+        for workers, backlog, death in (
+            (1, 1, ParentDeath.WORKERS_EXIT),
+            (2, 0, ParentDeath.ORPHANS_SERVE),
+        ):
             found.append(
-                Config(mode=mode, workers=workers, backlog=backlog, parent_death=death, bounds=WALK_BOUNDS)
+                Config(
+                    mode=mode,
+                    workers=workers,
+                    backlog=backlog,
+                    parent_death=death,
+                    bounds=WALK_BOUNDS,
+                )
             )
     for variant in VARIANTS.values():
         found.append(variant.apply(Config(workers=1, bounds=WALK_BOUNDS)))
