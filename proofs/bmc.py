@@ -48,11 +48,13 @@ from forkshare.proofs.encoding import (
     forall,
     grounded,
     implies,
+    is_false,
     ite,
     neg,
     one_of,
     renamed,
     renaming,
+    simplify,
     static_axioms,
     substitute_symbols,
     var,
@@ -261,11 +263,14 @@ def _template(config: Config, elements: dict[str, list[Term]]) -> _Template:
     for name in ACTIONS:
         local = Locals(f"step!{name}!")
         step = effect(config, name, pre, arguments(name, local), local)
+        scopes[name] = local
+        if is_false(simplify(step.guard)):  # disabled by the configuration: never chosen
+            parts.append(neg(fired[name]))
+            continue
         parts.append(implies(fired[name], conj(step.guard, *local.side)))
         parts += [one_of(t, sort) for t, sort in local.loose()]
         for symbol, update in step.updates.items():
             writers[symbol].append((fired[name], update))
-        scopes[name] = local
     parts += [_written(symbol, pre, post, writers[symbol.name]) for symbol in STATE_SYMBOLS]
     parts += [_slotted(post), *_closed(post, elements)]
     chosen = chosen_of(next(iter(fired.values())))

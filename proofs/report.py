@@ -61,6 +61,8 @@ class Record:
     invariant: str
     result: Result
     ms: float
+    """Solver time: of the checks an obligation needed (a conjunction is refuted clause by
+    clause), or of the check that found a trace (the deepest)."""
     detail: str = ""
 
     @property
@@ -103,6 +105,26 @@ class SuiteReport:
         """(kind, result) → how many."""
         return Counter((r.kind.value, r.result.value) for r in self.records)
 
-    def failures(self) -> list[Record]:
+    def failed(self) -> list[Record]:
         """The records that fail the suite."""
         return [r for r in self.records if not r.ok]
+
+    @property
+    def failures(self) -> int:
+        """How many records fail the suite."""
+        return len(self.failed())
+
+    @property
+    def count(self) -> int:
+        """How many obligations were checked."""
+        return len(self.records)
+
+    @property
+    def seconds(self) -> float:
+        """The wall time (``forkshare bench`` reads it under this name)."""
+        return self.wall_seconds
+
+    @property
+    def slowest_ms(self) -> float:
+        """The longest single solver time, in milliseconds."""
+        return self.slowest.ms if self.slowest else 0.0
