@@ -269,12 +269,37 @@ def _template(config: Config, elements: dict[str, list[Term]]) -> _Template:
             continue
         parts.append(implies(fired[name], conj(step.guard, *local.side)))
         parts += [one_of(t, sort) for t, sort in local.loose()]
+        parts += _least_fresh(pre, local, elements)
         for symbol, update in step.updates.items():
             writers[symbol].append((fired[name], update))
     parts += [_written(symbol, pre, post, writers[symbol.name]) for symbol in STATE_SYMBOLS]
     parts += [_slotted(post), *_closed(post, elements)]
     chosen = chosen_of(next(iter(fired.values())))
     return _Template(pre, post, fired, chosen, scopes, conj(*parts))
+
+
+_FRESH = {"proc": "p_in", "sock": "s_in", "conn": "c_in"}
+
+
+def _least_fresh(pre: Vocab, local: Locals, elements: dict[str, list[Term]]) -> list[Formula]:
+    """Symmetry breaking: a new process, socket or connection takes the first element that is
+    not there (any trace can be renamed so; it spares the solver the permutations)."""
+    found = []
+    for name, sort in ((n, s) for n, s in _new_elements(local)):
+        there = pre.decl(_FRESH[sort])
+        taken = [there(e) for e in elements[sort]]
+        if sort == "proc":
+            taken = [
+                disj(t, conj(pre.locked(), pre.holder() == e))
+                for t, e in zip(taken, elements[sort], strict=True)
+            ]
+        for k, e in enumerate(elements[sort]):
+            found.append(implies(name == e, conj(*taken[:k])))
+    return found
+
+
+def _new_elements(local: Locals) -> list[tuple[Term, str]]:
+    return [(t, s) for t, s in local.loose() if str(t).split("!")[-1].startswith(("new_", "own_"))]
 
 
 def _closed(v: Vocab, elements: dict[str, list[Term]]) -> list[Formula]:
