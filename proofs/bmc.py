@@ -9,12 +9,24 @@ must have exactly the decoded state's structure, and (for a refutation) the Pyth
 fail at the end. A trace that does not replay is an :class:`~forkshare.proofs.errors.EncodingMismatchError`.
 
 Discussion:
-    *Finite slots, everything else free.* The Python model enumerates ``range(config.workers)``
-    slots, so the unrolling fixes the slot sort to exactly that many elements; processes,
-    sockets, connections and generations stay unbounded and z3 picks their number. With finitely
-    many slots the constraint "every reuseport socket has a slot" (which the inductive proofs must
-    leave out, see :mod:`forkshare.proofs.transitions`) is added to every state, so every decoded
-    state is one the Python model can reach.
+    *Finite universes, grounded.* The Python model enumerates ``range(config.workers)`` slots, so
+    the unrolling has exactly that many; processes, sockets, connections and generations get the
+    few elements of :data:`SIZES` (every shortest trace the suite needs fits). Over finite
+    universes every quantifier is expanded while the formula is built
+    (:func:`~forkshare.proofs.encoding.grounded`), so each check is quantifier-free and z3's
+    ``QF_UF`` solver answers in milliseconds; model-based quantifier instantiation over the same
+    sorts took seconds. The rejected alternative, leaving the sorts unbounded, is what the
+    inductive proofs do; a bounded search gains nothing from it.
+
+    *One step, grounded once.* Step k is a renamed copy (``substitute_funs``, one C call) of a
+    step template built once per configuration: one action is chosen, each symbol's new value is
+    that action's update or its old value, so no frame axioms are needed. Actions the
+    configuration disables are never chosen, and a new process, socket or connection takes the
+    first free element (symmetry breaking: any trace can be renamed so).
+
+    *Every reuseport socket has a slot.* The inductive proofs must leave that constraint out (see
+    :mod:`forkshare.proofs.transitions`); with finitely many slots it is added to every state, so
+    every decoded state is one the Python model can reach — and the replay checks it is.
 """
 
 from __future__ import annotations

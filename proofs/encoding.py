@@ -780,6 +780,3 @@ def is_acyclic(edges: Iterable[Edge]) -> bool:
         return True
 
     return all(state.get(n) is not None or visit(n) for n in list(graph))
-
-
-Builder: TypeAlias = Callable[..., Formula]

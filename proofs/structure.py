@@ -403,8 +403,3 @@ def _describe_connection(st: Structure, c: Element) -> str:
     if st.holds("woke_many", c):
         text += "·woke-many"
     return text
-
-
-def symbols_differing(left: Structure, right: Structure) -> list[str]:
-    """Names of the symbols whose extensions differ (used to explain a failed replay)."""
-    return sorted(n for n in SYMBOLS if left.facts.get(n) != right.facts.get(n))

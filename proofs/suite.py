@@ -22,7 +22,7 @@ from forkshare.model.variants import VARIANTS
 from forkshare.proofs.errors import UnknownNameError
 from forkshare.proofs.issues import ISSUES
 from forkshare.proofs.lemmas import LEMMAS
-from forkshare.proofs.obligations import SAFE_TARGETS, Prover, Target
+from forkshare.proofs.obligations import SAFE_TARGETS, Prover
 from forkshare.proofs.progress import PROGRESS
 from forkshare.proofs.report import Kind, Record, SuiteReport
 from forkshare.proofs.searches import (
@@ -169,6 +169,3 @@ def _ordered(records: list[Record]) -> list[Record]:
             targets.index(r.target) if r.target in targets else len(targets),
         ),
     )
-
-
-__all__ = ["Selection", "Target", "run_proof_suite", "valid_names"]

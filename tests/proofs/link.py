@@ -12,7 +12,6 @@ from dataclasses import replace
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config
 from forkshare.model.state import System
-from forkshare.model.table import Param
 from forkshare.proofs.claims import CLAIMS
 from forkshare.proofs.encoding import (
     STATE_SYMBOLS,
@@ -105,6 +104,3 @@ def flipped(
     else:
         rows = {r for r in rows if r[:-1] != row} | {(*row, value)}
     return replace(structure, facts={**structure.facts, symbol: frozenset(rows)})
-
-
-__all__ = ["Param", "TransitionCheck", "claim_agrees", "flipped"]

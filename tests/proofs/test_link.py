@@ -14,7 +14,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from forkshare.model.actions import ACTIONS
-from forkshare.model.config import Config, Mode, ParentDeath
+from forkshare.model.config import Config
 from forkshare.model.invariants import INVARIANTS
 from forkshare.model.state import Fate, Phase, System
 from forkshare.proofs.errors import NotRepresentableError
@@ -211,6 +211,3 @@ def test_the_walks_reach_every_action_somewhere() -> None:
             if move is not None:
                 seen.add(move[0])
     assert len(seen) >= len(ACTIONS) - 4, sorted(set(ACTIONS) - seen)
-
-
-__all__ = ["Mode", "ParentDeath"]
