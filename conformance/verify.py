@@ -261,6 +261,7 @@ def verify(
     progress: Progress | None = None,
     scenario: Sequence[Step] | None = None,
     config: Config | None = None,
+    derandomize: bool = False,
 ) -> Result:
     """Verify ``profile``'s target: a Hypothesis run, or the fixed ``scenario`` if given.
 
@@ -287,7 +288,8 @@ def verify(
             run_steps(config, factory(config), scenario)
         else:
             run_state_machine_as_test(
-                build_machine(config, factory), settings=_settings(examples, steps, shrink)
+                build_machine(config, factory),
+                settings=_settings(examples, steps, shrink, derandomize),
             )
     except Exception as error:  # Hypothesis may wrap a flaky failure in a group
         failure = _nonconformance(error)
@@ -320,7 +322,7 @@ SHRINK_SECONDS = 30
 five minutes (``MAX_SHRINKING_SECONDS``, an internal constant with no public setting)."""
 
 
-def _settings(examples: int, steps: int, shrink: bool) -> settings:
+def _settings(examples: int, steps: int, shrink: bool, derandomize: bool = False) -> settings:
     from hypothesis.internal.conjecture import engine
 
     engine.MAX_SHRINKING_SECONDS = SHRINK_SECONDS
@@ -333,6 +335,7 @@ def _settings(examples: int, steps: int, shrink: bool) -> settings:
         phases=phases,
         suppress_health_check=list(HealthCheck),
         report_multiple_bugs=False,
+        derandomize=derandomize,
     )
 
 

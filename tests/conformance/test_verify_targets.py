@@ -25,7 +25,9 @@ def _conforms(result: Result) -> None:
 
 @pytest.mark.parametrize("mode", [m.value for m in Mode])
 def test_the_reference_server_conforms_in_every_mode(mode: str) -> None:
-    result = verify(load_bundled(f"forkshare-{mode}"), examples=2, steps=6, shrink=False)
+    result = verify(
+        load_bundled(f"forkshare-{mode}"), examples=2, steps=6, shrink=False, derandomize=True
+    )
     _conforms(result)
     assert all(report.ok for report in result.traces), [r.problems for r in result.traces]
 
@@ -40,7 +42,7 @@ def test_the_reference_servers_trace_passes_validation_in_mutex_mode() -> None:
 @pytest.mark.nginx
 @pytest.mark.parametrize("target", ["nginx", "nginx-mutex", "nginx-reuseport"])
 def test_nginx_conforms_in_each_configuration(target: str) -> None:
-    _conforms(verify(load_bundled(target), examples=2, steps=6, shrink=False))
+    _conforms(verify(load_bundled(target), examples=2, steps=6, shrink=False, derandomize=True))
 
 
 @pytest.mark.nginx
@@ -65,7 +67,7 @@ def test_nginx_with_accept_mutex_lets_a_stopped_holder_stall_every_accept() -> N
 
 @pytest.mark.gunicorn
 def test_gunicorn_sync_conforms() -> None:
-    _conforms(verify(load_bundled("gunicorn"), examples=2, steps=6, shrink=False))
+    _conforms(verify(load_bundled("gunicorn"), examples=2, steps=6, shrink=False, derandomize=True))
 
 
 @pytest.mark.gunicorn
