@@ -41,6 +41,12 @@ class Lemma:
     applies: Callable[[Config], bool] = _always
 
 
+def parents_are_live_masters(config: Config, v: Vocab) -> Formula:
+    """A process's parent pid names a live master (exit reparents the children first)."""
+    x, y = var("proc", "L1_x"), var("proc", "L1_y")
+    return forall([x, y], implies(conj(v.p_in(x), v.parent(x, y)), q.live_master(v, y)))
+
+
 def owners_are_alive(config: Config, v: Vocab) -> Formula:
     """An accepted connection belongs to one live process (exit resets what a process owns)."""
     c, p, p2 = var("conn", "L4_c"), var("proc", "L4_p"), var("proc", "L4_p2")
@@ -57,9 +63,10 @@ def mutex_unused(config: Config, v: Vocab) -> Formula:
 
 
 def commandable_masters_share_sockets(config: Config, v: Vocab) -> Formula:
-    """Two commandable masters (an upgrade in progress) hold the same sockets."""
+    """A commandable master holds every socket another live master holds (an upgrade in
+    progress shares them; a master that shut down holds none)."""
     a, b, s = var("proc", "L6_a"), var("proc", "L6_b"), var("sock", "L6_s")
-    both = conj(q.commandable(v, a), q.commandable(v, b), v.holds(a, s))
+    both = conj(q.live_master(v, a), q.commandable(v, b), v.holds(a, s))
     return forall([a, b, s], implies(both, v.holds(b, s)))
 
 
@@ -67,6 +74,19 @@ def a_commandable_master_holds_a_socket(config: Config, v: Vocab) -> Formula:
     """While the service runs, some commandable master holds a socket."""
     m, s = var("proc", "L7_m"), var("sock", "L7_s")
     return implies(q.service_running(v), exists([m, s], conj(q.commandable(v, m), v.holds(m, s))))
+
+
+def workers_share_with_masters(config: Config, v: Vocab) -> Formula:
+    """A worker whose parent is in the table holds only sockets every commandable master holds
+    (it inherited them; a master that could start beside it would need its parent gone)."""
+    w, y, b, s = (
+        var("proc", "L10_w"),
+        var("proc", "L10_y"),
+        var("proc", "L10_b"),
+        var("sock", "L10_s"),
+    )
+    parented = conj(v.p_in(w), neg(v.master(w)), v.parent(w, y), v.p_in(y), v.holds(w, s))
+    return forall([w, y, b, s], implies(conj(parented, q.commandable(v, b)), v.holds(b, s)))
 
 
 def commandable_master_holds_every_listener(config: Config, v: Vocab) -> Formula:
@@ -84,6 +104,11 @@ def no_slot_abandoned(config: Config, v: Vocab) -> Formula:
     return forall([m, i], implies(v.p_in(m), neg(v.abandoned(m, i))))
 
 
+def mutex_holder_is_a_worker(config: Config, v: Vocab) -> Formula:
+    """Only workers take the mutex, and a fresh pid is never the one in the lock word."""
+    return implies(conj(v.locked(), v.p_in(v.holder())), neg(v.master(v.holder())))
+
+
 def lock_word_matches_belief(config: Config, v: Vocab) -> Formula:
     """A live process whose pid is in the lock word believes it holds the mutex."""
     return implies(conj(v.locked(), q.alive(v, v.holder())), v.holds_mutex(v.holder()))
@@ -92,6 +117,12 @@ def lock_word_matches_belief(config: Config, v: Vocab) -> Formula:
 LEMMAS: dict[str, Lemma] = {
     lemma.name: lemma
     for lemma in (
+        Lemma(
+            "parents_are_live_masters",
+            "workers_share_with_masters under start_master, spawn_worker and upgrade: a new "
+            "element must not already be some process's parent",
+            parents_are_live_masters,
+        ),
         Lemma(
             "owners_are_alive",
             "type_ok under reap: removing a zombie must not leave an accepted connection "
@@ -118,11 +149,26 @@ LEMMAS: dict[str, Lemma] = {
             a_commandable_master_holds_a_socket,
         ),
         Lemma(
+            "workers_share_with_masters",
+            "listeners_keep_identity, no_queued_connection_lost in reuseport mode under "
+            "fast_shutdown: a master's workers hold nothing the serving master does not (only "
+            "orphans do: that is the known issue)",
+            workers_share_with_masters,
+            applies=lambda config: config.mode is Mode.REUSEPORT,
+        ),
+        Lemma(
             "commandable_master_holds_every_listener",
             "listeners_keep_identity, no_queued_connection_lost (and port_keeps_listening) under "
             "every exit outside reuseport mode: a socket closes only once no master serves",
             commandable_master_holds_every_listener,
             applies=lambda config: config.mode is not Mode.REUSEPORT,
+        ),
+        Lemma(
+            "mutex_holder_is_a_worker",
+            "mutex_holder_is_alive under kill_master and exit_master in mutex mode: a master "
+            "that dies without a parent is removed at once, so it must never be the holder",
+            mutex_holder_is_a_worker,
+            applies=lambda config: config.mode is Mode.MUTEX,
         ),
         Lemma(
             "lock_word_matches_belief",

@@ -87,69 +87,61 @@ def _fails_in_python(config: Config, goal: str, state: System) -> bool:
     return PROGRESS[goal].violated(config, state)
 
 
-def _trace_record(
-    kind: Kind, target: str, goal: str, config: Config, trace: Trace | None, expect: str
-) -> Record:
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What a bounded search is for: its record's kind, label and the goal that must fail."""
+
+    kind: Kind
+    target: str
+    label: str
+    goal: str
+    config: Config
+    headline: str
+
+
+def _record(found: Found, trace: Trace | None, depth: int) -> Record:
+    """FOUND when the replayed trace also breaks the goal in Python; MISSING otherwise."""
     if trace is None:
+        text = f"no trace within {depth} steps"
+        return Record(found.kind, found.target, found.label, found.goal, Result.MISSING, 0.0, text)
+    steps = "\n".join(trace.numbered())
+    if not _fails_in_python(found.config, found.goal, trace.steps[-1].state):
+        text = f"the replayed trace does not break {found.goal} in Python:\n{steps}"
         return Record(
-            kind, target, "", goal, Result.MISSING, 0.0, f"no trace within {MAX_DEPTH} steps"
+            found.kind, found.target, found.label, found.goal, Result.MISSING, trace.ms, text
         )
-    final = trace.steps[-1].state
-    if not _fails_in_python(config, goal, final):
-        detail = "the replayed trace does not break the goal in Python:\n" + "\n".join(
-            trace.numbered()
-        )
-        return Record(kind, target, "", goal, Result.MISSING, trace.slowest_ms, detail)
-    detail = f"{expect}\n" + "\n".join(trace.numbered())
-    return Record(kind, target, "", goal, Result.FOUND, trace.slowest_ms, detail)
+    text = f"{found.headline}\n{steps}"
+    return Record(
+        found.kind, found.target, found.label, found.goal, Result.FOUND, trace.slowest_ms, text
+    )
 
 
 def refute_variant(name: str) -> Record:
     """The shortest trace on which unsafe variant ``name`` violates its expected invariant."""
     variant = VARIANTS[name]
     config = variant.apply(Config())
-    trace = search(
-        config, _violates(variant.expected), max_depth=MAX_DEPTH, timeout_ms=SEARCH_TIMEOUT_MS
-    )
-    expect = f"{variant.expected} fails ({variant.seen_in}); replayed in the Python model:"
-    return _trace_record(Kind.REFUTATION, name, variant.expected, config, trace, expect)
+    headline = f"{variant.expected} fails ({variant.seen_in}); replayed in the Python model:"
+    found = Found(Kind.REFUTATION, name, "", variant.expected, config, headline)
+    goal = _violates(variant.expected)
+    trace = search(config, goal, max_depth=MAX_DEPTH, timeout_ms=SEARCH_TIMEOUT_MS)
+    return _record(found, trace, MAX_DEPTH)
 
 
 def confirm_issue(issue: ModelIssue) -> Record:
-    """The shortest trace to a known model issue, in the safe configuration of its first mode."""
+    """The shortest trace to a known model issue, in the safe configuration of its first mode;
+    RESOLVED when there is none (the model was fixed: drop the entry)."""
     mode = min(issue.modes, key=lambda m: m.value)
     config = replace(ONE_SLOT, mode=mode)
+    headline = f"{issue.name}: {issue.summary}\nfix: {issue.fix}"
+    found = Found(Kind.MODEL_ISSUE, mode.value, issue.name, issue.goal, config, headline)
     goal = _violates(issue.goal) if issue.goal in CLAIMS else _breaks_progress(issue.goal)
     trace = search(
         config, goal, max_depth=issue.depth, timeout_ms=SEARCH_TIMEOUT_MS, sizes=ISSUE_SIZES
     )
-    record = _trace_record(
-        Kind.MODEL_ISSUE,
-        mode.value,
-        issue.goal,
-        config,
-        trace,
-        f"{issue.name}: {issue.summary}\nfix: {issue.fix}",
-    )
-    if record.result is Result.MISSING and trace is None:
-        return Record(
-            Kind.MODEL_ISSUE,
-            mode.value,
-            "",
-            issue.goal,
-            Result.RESOLVED,
-            0.0,
-            f"{issue.name} no longer shows: remove it from proofs/issues.py",
-        )
-    return Record(
-        record.kind,
-        record.target,
-        issue.name,
-        record.invariant,
-        record.result,
-        record.ms,
-        record.detail,
-    )
+    if trace is None:
+        text = f"{issue.name} no longer shows: remove it from proofs/issues.py"
+        return Record(found.kind, found.target, issue.name, issue.goal, Result.RESOLVED, 0.0, text)
+    return _record(found, trace, issue.depth)
 
 
 def witness_plan(actions: Iterable[str] = ACTIONS) -> dict[str, str]:

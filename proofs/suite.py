@@ -65,12 +65,13 @@ class Selection:
         return self.name is None or self.name in (target, action, goal)
 
     def wants_target(self, label: str) -> bool:
-        """Any obligation of this safe mode (for goals and actions, every mode)?"""
-        return self.name is None or (
-            self.name not in VARIANTS
-            and (self.name not in [m.value for m in Mode] or self.name == label)
-            and self.name not in [i.name for i in ISSUES]
-        )
+        """Any init, consecution or progress obligation of the safe mode ``label``?"""
+        if self.name is None:
+            return True
+        if self.name in VARIANTS or self.name in [i.name for i in ISSUES]:
+            return False
+        modes = [m.value for m in Mode]
+        return self.name not in modes or self.name == label
 
     def wants_variant(self, name: str, expected: str) -> bool:
         """The refutation of this unsafe variant?"""

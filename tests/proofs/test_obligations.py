@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from forkshare.proofs.lemmas import LEMMAS
+from forkshare.proofs.lemmas import LEMMAS, Lemma
 from forkshare.proofs.obligations import SAFE_TARGETS, Prover, Target
 from forkshare.proofs.report import Kind, Result
 
@@ -41,19 +41,23 @@ def test_weakening_a_strengthening_lemma_breaks_the_proof_with_a_decoded_counter
     assert after.strip().startswith("after:")
 
 
+def _unproved(target: Target, lemmas: dict[str, Lemma]) -> set[tuple[str, str]]:
+    prover = Prover(target, lemmas=lemmas)
+    records = prover.check_transitions() + prover.check_progress()
+    return {(r.action, r.invariant) for r in records if r.result is not Result.PROVED}
+
+
 @pytest.mark.parametrize("name", list(LEMMAS))
 def test_every_lemma_is_needed(name: str) -> None:
+    """Dropping any lemma leaves some obligation unproved (failed, or a known issue that then
+    shows in more actions than its own mechanism)."""
     weakened = {n: lemma for n, lemma in LEMMAS.items() if n != name}
-    failing = []
     for target in SAFE_TARGETS:
-        if not LEMMAS[name].applies(target.config):
-            continue
-        prover = Prover(target, lemmas=weakened)
-        records = prover.check_transitions() + prover.check_progress()
-        failing += [r for r in records if r.result is Result.FAILED]
-        if failing:
-            break
-    assert failing, f"{name} is not needed by any obligation: drop it"
+        if LEMMAS[name].applies(target.config):
+            extra = _unproved(target, weakened) - _unproved(target, dict(LEMMAS))
+            if extra:
+                return
+    pytest.fail(f"{name} is not needed by any obligation: drop it")
 
 
 def test_an_invariant_that_is_not_inductive_without_its_lemma_names_the_lemma_it_needs() -> None:
