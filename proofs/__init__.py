@@ -5,7 +5,7 @@ Layers, each importing only the ones above it:
 ``encoding``
     The z3 facade — sorts, the state vocabulary, formula constructors, solver frames, model
     reading, the fragment check, grounding. The only module that imports z3.
-``vocabulary``, ``transitions``, ``claims``, ``lemmas``, ``progress``
+``predicates``, ``transitions``, ``claims``, ``lemmas``, ``progress``
     The model in z3: derived predicates, one transition per action, one formula per invariant,
     the strengthening lemmas, the enabledness facts. Keyed by the model's table names.
 ``structure``

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from forkshare.model.config import Config, Mode
 from forkshare.model.state import Fate
-from forkshare.proofs import vocabulary as q
+from forkshare.proofs import predicates as q
 from forkshare.proofs.encoding import (
     Formula,
     Term,

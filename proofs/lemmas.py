@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from forkshare.model.config import Config, Mode
-from forkshare.proofs import vocabulary as q
+from forkshare.proofs import predicates as q
 from forkshare.proofs.encoding import (
     Formula,
     Vocab,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from forkshare.model.actions import ACTIONS, has_capacity
 from forkshare.model.config import Config, Mode
 from forkshare.model.state import Phase, System
-from forkshare.proofs import vocabulary as q
+from forkshare.proofs import predicates as q
 from forkshare.proofs.encoding import (
     Formula,
     Locals,

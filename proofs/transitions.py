@@ -44,7 +44,7 @@ from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config, Mode
 from forkshare.model.state import Fate, Phase, Shutdown
 from forkshare.model.table import Param
-from forkshare.proofs import vocabulary as q
+from forkshare.proofs import predicates as q
 from forkshare.proofs.encoding import (
     FALSE,
     STATIC,

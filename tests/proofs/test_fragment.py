@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from forkshare.model.actions import ACTIONS
+from forkshare.proofs.bmc import initial
 from forkshare.proofs.encoding import (
     Locals,
     Vocab,
@@ -36,7 +37,7 @@ def _edges_of(formulas: list[object]) -> set[tuple[str, str]]:
 @pytest.mark.parametrize("target", SAFE_TARGETS, ids=lambda t: t.label)
 def test_every_consecution_check_is_stratified(target: object) -> None:
     prover = Prover(target)  # type: ignore[arg-type]
-    hypotheses = _edges_of(prover.assumed)
+    hypotheses = _edges_of(list(prover.at_pre.values()))
     for name in ACTIONS:
         local = Locals(f"{name}!")
         step = effect(prover.config, name, prover.pre, arguments(name, local), local)
@@ -45,6 +46,15 @@ def test_every_consecution_check_is_stratified(target: object) -> None:
         for goal, build in prover.goals.items():
             edges = base | sort_dependencies(neg(build(prover.config, post)))
             assert is_acyclic(edges), f"{target}: {name} / {goal}: {sorted(edges)}"
+
+
+@pytest.mark.parametrize("target", SAFE_TARGETS, ids=lambda t: t.label)
+def test_every_init_check_is_stratified(target: object) -> None:
+    prover = Prover(target)  # type: ignore[arg-type]
+    start = sort_dependencies(initial(prover.pre))
+    for goal, formula in prover.at_pre.items():
+        edges = start | sort_dependencies(neg(formula))
+        assert is_acyclic(edges), f"{goal}: {sorted(edges)}"
 
 
 @pytest.mark.parametrize("target", SAFE_TARGETS, ids=lambda t: t.label)
