@@ -196,11 +196,15 @@ class NewSockets:
     by_master: bool
 
 
-def _new_sockets(config: Config, pre: Vocab, local: Locals, *, by_master: bool) -> NewSockets:
-    """A master's sockets: one shared socket, or one reuseport socket per slot (see Discussion)."""
+def _new_sockets(
+    config: Config, pre: Vocab, local: Locals, *, by_master: bool, when: Formula = TRUE
+) -> NewSockets:
+    """A master's sockets: one shared socket, or one reuseport socket per slot (see Discussion).
+    The fresh elements are required only ``when`` the sockets are made (a failed start makes
+    none, and must not need a spare element)."""
     if config.mode is not Mode.REUSEPORT:
         s0 = local.const("sock", "new_sock")
-        local.require(neg(pre.s_in(s0)))
+        local.require(implies(when, neg(pre.s_in(s0))))
         return NewSockets(lambda s: s == s0, lambda s, i: FALSE, False, by_master)
     is_new = local.relation("new_sock", "sock")
     slot = local.relation("new_sock_slot", "sock", "slot")
@@ -212,7 +216,7 @@ def _new_sockets(config: Config, pre: Vocab, local: Locals, *, by_master: bool) 
     )
     local.require(
         forall([s], implies(is_new(s), neg(pre.s_in(s)))),
-        forall([i], exists([s], conj(is_new(s), slot(s, i)))),
+        implies(when, forall([i], exists([s], conj(is_new(s), slot(s, i))))),
         forall([s, i], implies(slot(s, i), is_new(s))),
         forall([s, i, j], implies(conj(slot(s, i), slot(s, j)), i == j)),
         forall([s, s2, i], implies(conj(slot(s, i), slot(s2, i)), s == s2)),
@@ -342,7 +346,7 @@ def start_master(config: Config, pre: Vocab, args: tuple[Term, ...], local: Loca
     if not config.master_holds_listeners:
         new = NewProcess(n, True, None, gen1, None, lambda s: FALSE)
         return Effect(guard, _guarded(ok, pre, _create_process(pre, new)))
-    sockets = _new_sockets(config, pre, local, by_master=True)
+    sockets = _new_sockets(config, pre, local, by_master=True, when=ok)
     new = NewProcess(n, True, None, gen1, None, sockets.is_new)
     updates = {**_create_sockets(pre, sockets), **_create_process(pre, new)}
     return Effect(guard, _guarded(ok, pre, updates))
@@ -528,7 +532,7 @@ def _spawn_private(
     # descriptors are the master's, which the master still holds, so closing them closes nothing.
     ok = local.let("bind_ok", neg(q.bind_conflicts(pre, reuseport=True)))
     s0 = local.const("sock", "own_sock")
-    local.require(neg(pre.s_in(s0)))
+    local.require(implies(ok, neg(pre.s_in(s0))))
     sockets = NewSockets(lambda s: conj(ok, s == s0), lambda s, j: j == i, True, False)
     fds = lambda s: conj(ok, disj(s == s0, pre.holds(m, s)))  # noqa: E731
     start = ite(ok, q.RUNNING, q.DEAD)

@@ -14,14 +14,15 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from forkshare.model.actions import ACTIONS
-from forkshare.model.config import Config
+from forkshare.model.config import Config, Mode
+from forkshare.model.explorer import initial_state
 from forkshare.model.invariants import INVARIANTS
 from forkshare.model.state import Fate, Phase, System
 from forkshare.proofs.errors import NotRepresentableError
 from forkshare.proofs.lemmas import LEMMAS
 from forkshare.proofs.structure import Structure, abstract, universes_for
 from tests.proofs.link import TransitionCheck, claim_agrees, flipped
-from tests.proofs.walks import configurations, walk
+from tests.proofs.walks import WALK_BOUNDS, configurations, walk
 
 CONFIGS = configurations()
 CHOICES = st.lists(st.integers(0, 10**6), min_size=1, max_size=14)
@@ -43,8 +44,12 @@ def _defined(structure: Structure) -> frozenset[object]:
     return frozenset(rows)
 
 
-def _perturbations(structure: Structure) -> list[tuple[str, tuple[str, ...], str | None]]:
-    """Every single-fact change of the facts the structure defines."""
+def _perturbations(
+    config: Config, structure: Structure
+) -> list[tuple[str, tuple[str, ...], str | None]]:
+    """Every single-fact change of the facts the structure defines, except the one the encoding
+    deliberately leaves open: in poll mode, that an arrival woke several workers (see
+    ``test_poll_herd_is_implied_one_way``)."""
     procs, socks, conns = (structure.present(s) for s in ("proc", "sock", "conn"))
     found: list[tuple[str, tuple[str, ...], str | None]] = []
     unary = {
@@ -62,7 +67,7 @@ def _perturbations(structure: Structure) -> list[tuple[str, tuple[str, ...], str
         "accepted_once": conns,
         "accepted_twice": conns,
         "c_by_master": conns,
-        "woke_many": conns,
+        **({} if config.mode is Mode.POLL else {"woke_many": conns}),
     }
     for name, owners in unary.items():
         found += [(name, (o,), None) for o in owners]
@@ -104,7 +109,7 @@ def test_transition_formula_accepts_real_successors_and_rejects_perturbed_ones(
         assert check.accepts(check.structure(real)), f"{name}{args} rejects a real successor"
     real_views = {_defined(check.structure(s)) for s in successors}
     target = check.structure(succ)
-    candidates = _perturbations(target)
+    candidates = _perturbations(config, target)
     for pick in picks:
         symbol, row, value = candidates[pick % len(candidates)]
         changed = flipped(target, symbol, row, value)
@@ -211,3 +216,26 @@ def test_the_walks_reach_every_action_somewhere() -> None:
             if move is not None:
                 seen.add(move[0])
     assert len(seen) >= len(ACTIONS) - 4, sorted(set(ACTIONS) - seen)
+
+
+def _poll_accept(waiters: int) -> tuple[TransitionCheck, Structure]:
+    config = Config(mode=Mode.POLL, workers=waiters, bounds=WALK_BOUNDS)
+    state = initial_state()
+    steps = [("start_master", ()), *[("spawn_worker", (1, k)) for k in range(waiters)]]
+    for name, args in [*steps, ("connect", ())]:
+        state = ACTIONS[name].successors(config, state, args)[0]
+    (succ,) = ACTIONS["accept"].successors(config, state, (2, 0))
+    check = TransitionCheck(config, state, "accept", (2, 0), [succ])
+    return check, check.structure(succ)
+
+
+def test_poll_herd_is_implied_one_way() -> None:
+    """The one fact the encoding leaves open (transitions._herd): in poll mode a herd may be
+    recorded only when another worker waited, but its absence is not forced."""
+    check, herd = _poll_accept(waiters=2)
+    assert herd.holds("woke_many", "conn0")
+    assert check.accepts(herd)
+    assert check.accepts(flipped(herd, "woke_many", ("conn0",), None))
+    check, alone = _poll_accept(waiters=1)
+    assert not alone.holds("woke_many", "conn0")
+    assert not check.accepts(flipped(alone, "woke_many", ("conn0",), None))
