@@ -15,6 +15,8 @@ given with ``--profile``) with these keys:
 ``upgrade_signal``   optional; without it the verifier never upgrades
 ``trace``            optional: where the target writes a ``forkshare serve --trace`` file
 ``accept_mutex``, ``reuseport`` kind ``nginx`` only; ``reuse_port`` kind ``gunicorn`` only
+``workers_keep_all_clones`` reuseport: every worker keeps every clone (nginx, the default) or
+                     only its own (false: the reference server)
 ==================== =================================================================================
 
 Discussion:
@@ -64,6 +66,7 @@ class Profile:
     accept_mutex: bool = False
     reuseport: bool = False
     reuse_port: bool = False
+    workers_keep_all_clones: bool = True
 
 
 def bundled_names() -> tuple[str, ...]:
@@ -154,6 +157,7 @@ def profile_from_table(name: str, table: dict[str, Any], where: str = "") -> Pro
         accept_mutex=_flag(table, "accept_mutex", where),
         reuseport=_flag(table, "reuseport", where),
         reuse_port=_flag(table, "reuse_port", where),
+        workers_keep_all_clones=_flag(table, "workers_keep_all_clones", where, default=True),
     )
 
 
@@ -179,8 +183,8 @@ def _positive(table: dict[str, Any], key: str, where: str) -> int:
     return value
 
 
-def _flag(table: dict[str, Any], key: str, where: str) -> bool:
-    value = table.get(key, False)
+def _flag(table: dict[str, Any], key: str, where: str, default: bool = False) -> bool:
+    value = table.get(key, default)
     if not isinstance(value, bool):
         raise ProfileError(f"{where}: {key} must be true or false, not {value!r}")
     return value

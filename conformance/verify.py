@@ -116,6 +116,7 @@ def config_for(profile: Profile, workers: int, bounds: Bounds, mode: Mode) -> Co
         backlog=bounds.connections + 1,
         parent_death=profile.parent_death,
         private_reuseport=private,
+        workers_keep_all_clones=profile.workers_keep_all_clones,
         bounds=bounds if profile.upgrade_signal else replace(bounds, upgrades=0),
     )
 

@@ -149,7 +149,9 @@ def start_master(config: Config, state: System) -> tuple[System, ...]:
     if config.master_holds_listeners and bind_conflicts(state, 0, reuseport):
         return (_use(state, failed_starts=1),)
     pid = state.next_pid
-    state = put_process(state, Process(pid=pid, role=Role.MASTER, parent=0, generation=1, slot=-1))
+    master = Process(pid=pid, role=Role.MASTER, parent=0, generation=1, slot=-1)
+    # A new master allocates a fresh shared zone, so its accept mutex starts free.
+    state = replace(put_process(state, master), mutex=0)
     if not config.master_holds_listeners:
         return (state,)
     slots = range(config.workers) if reuseport else range(1)
@@ -298,12 +300,38 @@ def can_fast_shutdown(config: Config, state: System, pid: int) -> bool:
 
 
 def fast_shutdown(config: Config, state: System, pid: int) -> tuple[System, ...]:
-    """TERM: the master closes its sockets and kills its workers (nginx escalates to SIGKILL)."""
+    """TERM: the master closes its sockets and sends TERM to its workers. A running worker exits
+    at once; a stopped one acts on it only when continued, or dies by the master's SIGKILL
+    escalation (``kill_stragglers``)."""
     master = replace(_process(state, pid), shutdown=Shutdown.FAST)
     state = put_process(_use(state, shutdowns=1), master)
     state = close_all_descriptors(state, pid)
     for conn in state.owned(pid):
         state = put_connection(state, replace(conn, fate=Fate.RESET))
+    for child in state.children(pid):
+        if child.is_worker and child.is_alive:
+            if child.stopped:
+                state = put_process(state, replace(child, quit_requested=True))
+            else:
+                state = exit_process(state, child.pid)
+    return (state,)
+
+
+def can_kill_stragglers(config: Config, state: System, pid: int) -> bool:
+    """A master stopping fast still has live workers (stopped ones ignored its TERM)."""
+    proc = state.process(pid)
+    return (
+        proc is not None
+        and proc.is_master
+        and proc.is_alive
+        and proc.shutdown is Shutdown.FAST
+        and any(c.is_worker and c.is_alive for c in state.children(pid))
+    )
+
+
+def kill_stragglers(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """nginx's escalation: TERM is re-sent with a doubling delay, then SIGKILL, which even a
+    stopped worker cannot ignore."""
     for child in state.children(pid):
         if child.is_worker and child.is_alive:
             state = exit_process(state, child.pid)
@@ -372,7 +400,7 @@ def spawn_worker(config: Config, state: System, pid: int, slot: int) -> tuple[Sy
     """The master forks a worker into ``slot``; it inherits the master's sockets (K1). With
     private reuseport the worker binds its own socket into the port's group after fork."""
     master = _process(state, pid)
-    state = fork(state, master, Role.WORKER, master.generation, slot)
+    state = fork(state, master, Role.WORKER, master.generation, slot, _kept(config, state, slot))
     if config.master_holds_listeners:
         return (state,)
     child = state.processes[-1]
@@ -382,6 +410,16 @@ def spawn_worker(config: Config, state: System, pid: int, slot: int) -> tuple[Sy
         state, child.pid, 0, reuseport=True, slot=slot, by_master=False, backlog=config.backlog
     )
     return (state,)
+
+
+def _kept(config: Config, state: System, slot: int) -> frozenset[int] | None:
+    """Which inherited sockets a new worker keeps: passfd workers keep none (only the master
+    accepts, Node's SCHED_RR); reuseport workers that close the other clones keep their slot's."""
+    if config.mode is Mode.PASSFD:
+        return frozenset()
+    if config.mode is Mode.REUSEPORT and not config.workers_keep_all_clones:
+        return frozenset(lst.sid for lst in state.listeners if lst.slot == slot)
+    return None
 
 
 def can_retire_generation(config: Config, state: System, pid: int) -> bool:
@@ -761,6 +799,14 @@ ACTIONS: dict[str, Action] = {
             can_exit_master,
             exit_master,
             "the master exits after a shutdown",
+        ),
+        Action(
+            "kill_stragglers",
+            _I,
+            (_M,),
+            can_kill_stragglers,
+            kill_stragglers,
+            "SIGKILL the workers a fast stop left",
         ),
     )
 }

@@ -83,6 +83,9 @@ class Config:
     """Reload closes the listening sockets and binds new ones (instead of keeping them)."""
     private_reuseport: bool = False
     """Reuseport sockets are created by each worker after fork, not by the master (gunicorn)."""
+    workers_keep_all_clones: bool = True
+    """Reuseport: every worker keeps every clone it inherited, as nginx's do (N1); False: a worker
+    closes the other slots' clones after fork (the reference server)."""
     bounds: Bounds = field(default_factory=Bounds)
 
     def __post_init__(self) -> None:

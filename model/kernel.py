@@ -18,6 +18,7 @@ from forkshare.model.state import (
     Phase,
     Process,
     Role,
+    Shutdown,
     System,
 )
 
@@ -50,11 +51,20 @@ def put_connection(state: System, conn: Connection) -> System:
     return replace(state, connections=tuple(conns))
 
 
-def fork(state: System, parent: Process, role: Role, generation: int, slot: int) -> System:
+def fork(
+    state: System,
+    parent: Process,
+    role: Role,
+    generation: int,
+    slot: int,
+    keep: frozenset[int] | None = None,
+) -> System:
     """``parent`` forks a child that holds the same listening sockets (K1); returns the new state.
 
     The child gets :attr:`System.next_pid`. Descriptors are copied, so every socket's reference
     count grows by one; the mutex belief is not inherited (the child has not acquired it).
+    ``keep``, when given, is the subset the child keeps: it closes the others right after fork
+    (those sockets stay open, the parent still holds them).
     """
     child = Process(
         pid=state.next_pid,
@@ -62,19 +72,33 @@ def fork(state: System, parent: Process, role: Role, generation: int, slot: int)
         parent=parent.pid,
         generation=generation,
         slot=slot,
-        fds=parent.fds,
+        fds=parent.fds if keep is None else parent.fds & keep,
     )
     return put_process(state, child)
 
 
-def close_listener(state: System, sid: int) -> System:
-    """The last descriptor of socket ``sid`` closed: it stops listening, its queue is reset (K8).
+def serves_running_service(state: System, proc: Process) -> bool:
+    """True when ``proc`` belongs to a server meant to keep running: it is (or its parent is) a
+    live master that was not told to shut down. An orphan belongs to no running server."""
+    master = proc if proc.is_master else state.process(proc.parent)
+    return (
+        master is not None
+        and master.is_master
+        and master.is_alive
+        and master.shutdown is Shutdown.NONE
+    )
 
-    A queued connection is *aborted* when the service was meant to keep running (a loss the
-    invariants forbid) and *discarded* during a shutdown (expected).
+
+def close_listener(state: System, sid: int, closer: Process) -> System:
+    """``closer`` closed the last descriptor of socket ``sid``: it stops listening and its queue
+    is reset (K8).
+
+    The loss is the closer's server's: a queued connection is *aborted* when that server was
+    meant to keep running (a worker's death, a reload: the invariants forbid it) and
+    *discarded* when it was shutting down or already gone (its master died).
     """
     listener = state.listener(sid)
-    running = state.service_running
+    running = serves_running_service(state, closer)
     fate = Fate.ABORTED if running else Fate.DISCARDED
     for cid in listener.queue:
         state = put_connection(state, replace(state.connection(cid), fate=fate))
@@ -91,7 +115,7 @@ def close_descriptor(state: System, pid: int, sid: int) -> System:
     assert sid in proc.fds, f"pid {pid} holds no descriptor for sid {sid}"
     state = put_process(state, replace(proc, fds=proc.fds - {sid}))
     if not state.holders(sid):
-        state = close_listener(state, sid)
+        state = close_listener(state, sid, proc)
     return state
 
 
@@ -119,10 +143,21 @@ def exit_process(state: System, pid: int, in_flight: Fate = Fate.RESET) -> Syste
     for conn in state.owned(pid):
         state = put_connection(state, replace(conn, fate=in_flight))
     for child in state.children(pid):
-        state = put_process(state, replace(child, parent=0))
+        if child.is_alive:
+            state = put_process(state, replace(child, parent=0))
+        else:
+            state = reaped_by_init(state, child.pid)
     if state.process(proc.parent) is None:
-        state = remove_process(state, pid)
+        state = reaped_by_init(state, pid)
     return state
+
+
+def reaped_by_init(state: System, pid: int) -> System:
+    """Init reaps zombie ``pid`` at once (its master is gone). No master is left to force-unlock
+    the accept mutex it may name, and a new master allocates a fresh lock word, so the word the
+    dead process held is released with it."""
+    state = remove_process(state, pid)
+    return replace(state, mutex=0) if state.mutex == pid else state
 
 
 def bind_conflicts(state: System, port: int, reuseport: bool) -> bool:

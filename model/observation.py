@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forkshare.model.state import Fate, Role, System
+from forkshare.model.state import Connection, Fate, Role, System
 
 
 class Outcome:
@@ -38,9 +38,13 @@ _OUTCOMES: dict[Fate, str] = {
 }
 
 
-def outcome(fate: Fate) -> str:
-    """The client-visible outcome of a connection with this fate."""
-    return _OUTCOMES[fate]
+def outcome(conn: Connection) -> str:
+    """The client-visible outcome of ``conn``. A connection whose process died before the client
+    sent anything ends with a FIN, not a RST (the kernel resets only when unread data is left),
+    so the client sees it closed."""
+    if conn.fate is Fate.RESET and not conn.requested:
+        return Outcome.CLOSED
+    return _OUTCOMES[conn.fate]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +104,7 @@ def observe(state: System) -> Observation:
             for lst in state.listeners
         ),
         clients=tuple(
-            ClientView(c.cid, outcome(c.fate), c.owner if c.fate is Fate.ACCEPTED else 0, c.wakeups)
+            ClientView(c.cid, outcome(c), c.owner if c.fate is Fate.ACCEPTED else 0, c.wakeups)
             for c in state.connections
         ),
     )

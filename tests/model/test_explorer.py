@@ -39,6 +39,15 @@ def test_upgrade_and_shutdown_keep_every_invariant(mode: Mode) -> None:
     assert {"upgrade", "exit_master", "graceful_shutdown"} <= set(result.actions_fired)
 
 
+@pytest.mark.parametrize("mode", list(Mode))
+def test_master_death_and_restart_keep_every_invariant(mode: Mode) -> None:
+    bounds = Bounds(connections=1, kills=1, master_kills=1, starts=2, upgrades=1, reloads=0)
+    result = explore(Config(mode=mode, workers=2, bounds=bounds))
+    assert result.complete
+    assert result.violations == {}
+    assert {"kill_master", "start_master", "exit_worker"} <= set(result.actions_fired)
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_unsafe_variant_violates_its_expected_invariant(name: str) -> None:
     variant = VARIANTS[name]

@@ -98,3 +98,68 @@ def test_an_orphan_is_reparented_to_init() -> None:
     (worker,) = state.processes
     assert worker.parent == 0
     assert state.is_orphan(worker)
+
+
+def test_a_zombie_inherited_by_init_is_reaped_and_its_mutex_released() -> None:
+    config = Config(mode=Mode.MUTEX, workers=1, bounds=Bounds(kills=1, master_kills=1))
+    state = run(
+        config,
+        ("start_master", ()),
+        ("spawn_worker", (1, 0)),
+        ("acquire_mutex", (2,)),
+        ("kill_worker", (2,)),
+        ("kill_master", (1,)),
+    )
+    assert state.processes == ()
+    assert state.mutex == 0
+
+
+def test_a_new_master_starts_with_a_free_mutex() -> None:
+    config = Config(mode=Mode.MUTEX, workers=1, bounds=Bounds(master_kills=1, starts=2))
+    state = run(config, ("start_master", ()), ("spawn_worker", (1, 0)), ("acquire_mutex", (2,)))
+    state = run_from(
+        config, state, ("kill_master", (1,)), ("exit_worker", (2,)), ("start_master", ())
+    )
+    assert state.mutex == 0
+    assert [p.role.value for p in state.processes] == ["master"]
+
+
+def test_a_stopped_worker_outlives_term_until_the_sigkill_escalation() -> None:
+    config = Config(mode=Mode.EXCLUSIVE, workers=1, bounds=Bounds(stops=1, shutdowns=1))
+    state = run(
+        config,
+        ("start_master", ()),
+        ("spawn_worker", (1, 0)),
+        ("stop_worker", (2,)),
+        ("fast_shutdown", (1,)),
+    )
+    worker = state.process(2)
+    assert worker is not None
+    assert worker.is_alive
+    state = run_from(config, state, ("kill_stragglers", (1,)))
+    assert state.process(2) is not None
+    assert not state.process(2).is_alive  # type: ignore[union-attr]
+
+
+def test_passfd_workers_hold_no_listening_socket() -> None:
+    state = run(Config(mode=Mode.PASSFD, workers=1), ("start_master", ()), ("spawn_worker", (1, 0)))
+    master, worker = state.processes
+    assert master.fds == frozenset({0})
+    assert worker.fds == frozenset()
+
+
+def test_reuseport_workers_keep_every_clone_or_only_their_own() -> None:
+    steps = (("start_master", ()), ("spawn_worker", (1, 1)))
+    nginx = run(Config(mode=Mode.REUSEPORT, workers=2), *steps)
+    own = run(Config(mode=Mode.REUSEPORT, workers=2, workers_keep_all_clones=False), *steps)
+    assert nginx.processes[1].fds == frozenset({0, 1})
+    assert own.processes[1].fds == frozenset({1})
+
+
+def run_from(config: Config, state: System, *steps: tuple[str, tuple[int, ...]]) -> System:
+    """Apply ``steps`` from ``state``, taking the first successor of each."""
+    for name, args in steps:
+        action = ACTIONS[name]
+        assert action.guard(config, state, *args), f"{name}{args} is not enabled"
+        state = action.successors(config, state, args)[0]
+    return state
