@@ -31,8 +31,8 @@ Discussion:
     is implied only one way (see :func:`_herd`); no invariant claimed in poll mode reads it.
 
     *Queue order is cid order.* ``accept`` takes the oldest queued connection: a queue is
-    appended at arrival and popped at its head, and cids count up, so it is always sorted. The
-    link test refuses a concrete queue that is not.
+    appended at arrival and popped at its head, and cids count up, so it is always sorted.
+    :func:`forkshare.proofs.structure.abstract` refuses a concrete queue that is not.
 """
 
 from __future__ import annotations
@@ -534,7 +534,10 @@ def _spawn_private(
     s0 = local.const("sock", "own_sock")
     local.require(implies(ok, neg(pre.s_in(s0))))
     sockets = NewSockets(lambda s: conj(ok, s == s0), lambda s, j: j == i, True, False)
-    fds = lambda s: conj(ok, disj(s == s0, pre.holds(m, s)))  # noqa: E731
+
+    def fds(s: Term) -> Formula:
+        return conj(ok, disj(s == s0, pre.holds(m, s)))
+
     start = ite(ok, q.RUNNING, q.DEAD)
     new = NewProcess(n, False, m, pre.gen(m), i, fds, start)
     return {**_create_sockets(pre, sockets), **_create_process(pre, new)}
