@@ -109,6 +109,28 @@ def mutex_holder_is_a_worker(config: Config, v: Vocab) -> Formula:
     return implies(conj(v.locked(), v.p_in(v.holder())), neg(v.master(v.holder())))
 
 
+def mutex_believer_holds_a_socket(config: Config, v: Vocab) -> Formula:
+    """Whoever believes it holds the mutex holds a listening socket (it took the mutex with one,
+    and drops the belief when it closes them)."""
+    p, s = var("proc", "L11_p"), var("sock", "L11_s")
+    believer = conj(v.p_in(p), v.holds_mutex(p))
+    return implies(exists([p], believer), exists([p, s], conj(believer, v.holds(p, s))))
+
+
+def dead_holder_has_a_parent(config: Config, v: Vocab) -> Formula:
+    """A zombie whose pid is in the lock word still has its master (init reaps a zombie whose
+    master is gone, and frees the lock word with it)."""
+    h, y = v.holder(), var("proc", "L13_y")
+    zombie = conj(v.locked(), v.p_in(h), v.phase(h) == q.DEAD)
+    return implies(zombie, exists([y], conj(v.parent(h, y), v.p_in(y))))
+
+
+def masters_are_never_stopped(config: Config, v: Vocab) -> Formula:
+    """Nobody SIGSTOPs a master (only workers are stopped)."""
+    m = var("proc", "L12_m")
+    return forall([m], implies(conj(v.p_in(m), v.master(m)), neg(v.stopped(m))))
+
+
 def lock_word_matches_belief(config: Config, v: Vocab) -> Formula:
     """A live process whose pid is in the lock word believes it holds the mutex."""
     return implies(conj(v.locked(), q.alive(v, v.holder())), v.holds_mutex(v.holder()))
@@ -119,68 +141,91 @@ LEMMAS: dict[str, Lemma] = {
     for lemma in (
         Lemma(
             "parents_are_live_masters",
-            "workers_share_with_masters under start_master, spawn_worker and upgrade: a new "
-            "element must not already be some process's parent",
+            "workers_share_with_masters and dead_holder_has_a_parent under every exit: a "
+            "parent pid always names a live master, because an exit reparents (or has init "
+            "reap) its children first",
             parents_are_live_masters,
         ),
         Lemma(
             "owners_are_alive",
-            "type_ok under reap: removing a zombie must not leave an accepted connection "
-            "whose owner is gone (exit resets what a process owns)",
+            "type_ok under reap, kill_master and exit_master: removing a process must not "
+            "leave an accepted connection whose owner is gone (exit resets what a process "
+            "owns)",
             owners_are_alive,
         ),
         Lemma(
             "mutex_unused",
-            "mutex_holder_is_alive under kill_worker and exit_worker outside mutex mode: an "
-            "orphan's exit removes it at once, which would strand a lock word it held",
+            "at_most_one_mutex_holder under start_master outside mutex mode: the new "
+            "master's fresh lock word must not strand a process that believes it holds the "
+            "mutex",
             mutex_unused,
             applies=lambda config: config.mode is not Mode.MUTEX,
         ),
         Lemma(
             "commandable_masters_share_sockets",
-            "port_keeps_listening in reuseport mode when one of two masters (an upgrade) shuts "
-            "down or dies: the other still holds the same sockets",
+            "port_keeps_listening in reuseport mode under graceful_shutdown, fast_shutdown "
+            "and kill_master (an upgrade's other master still holds the sockets), and "
+            "workers_share_with_masters under spawn_worker",
             commandable_masters_share_sockets,
         ),
         Lemma(
             "a_commandable_master_holds_a_socket",
-            "port_keeps_listening in reuseport mode under every exit: a socket a commandable "
-            "master holds cannot close",
+            "port_keeps_listening in reuseport mode under the exits of workers: a socket a "
+            "commandable master holds cannot close",
             a_commandable_master_holds_a_socket,
         ),
         Lemma(
             "workers_share_with_masters",
-            "listeners_keep_identity, no_queued_connection_lost in reuseport mode under "
-            "fast_shutdown: a master's workers hold nothing the serving master does not (only "
-            "orphans do: that is the known issue)",
+            "listeners_keep_identity and no_queued_connection_lost in reuseport mode under "
+            "the exits of workers: a worker whose master serves can never be a socket's "
+            "last holder",
             workers_share_with_masters,
             applies=lambda config: config.mode is Mode.REUSEPORT,
         ),
         Lemma(
             "commandable_master_holds_every_listener",
-            "listeners_keep_identity, no_queued_connection_lost (and port_keeps_listening) under "
-            "every exit outside reuseport mode: a socket closes only once no master serves",
+            "listeners_keep_identity and no_queued_connection_lost outside reuseport mode "
+            "under the exits of workers: a socket closes only once no master serves it",
             commandable_master_holds_every_listener,
             applies=lambda config: config.mode is not Mode.REUSEPORT,
         ),
         Lemma(
             "mutex_holder_is_a_worker",
-            "mutex_holder_is_alive under kill_master and exit_master in mutex mode: a master "
-            "that dies without a parent is removed at once, so it must never be the holder",
+            "mutex_believer_holds_a_socket and dead_holder_has_a_parent under the master's "
+            "shutdowns and exits: a master is never the holder",
             mutex_holder_is_a_worker,
             applies=lambda config: config.mode is Mode.MUTEX,
         ),
         Lemma(
+            "mutex_believer_holds_a_socket",
+            "at_most_one_mutex_holder under start_master in mutex mode: a new master (whose "
+            "lock word starts free) can only bind once no believer is left",
+            mutex_believer_holds_a_socket,
+            applies=lambda config: config.mode is Mode.MUTEX,
+        ),
+        Lemma(
+            "dead_holder_has_a_parent",
+            "dead_holder_is_reaped: a dead holder is a zombie its master can reap",
+            dead_holder_has_a_parent,
+            applies=lambda config: config.mode is Mode.MUTEX,
+        ),
+        Lemma(
+            "masters_are_never_stopped",
+            "dead_holder_is_reaped: the master that reaps the dead holder can run",
+            masters_are_never_stopped,
+            applies=lambda config: config.mode is Mode.MUTEX,
+        ),
+        Lemma(
             "lock_word_matches_belief",
-            "accept_when_work_waits in mutex mode: a live holder of the lock word believes it "
-            "holds the mutex, so it can release it",
+            "accept_when_work_waits in mutex mode: a live holder of the lock word believes "
+            "it holds the mutex, so it can release it",
             lock_word_matches_belief,
             applies=lambda config: config.mode is Mode.MUTEX,
         ),
         Lemma(
             "no_slot_abandoned",
-            "reuseport_queue_has_consumer under every exit: with respawn a commandable master "
-            "refills every slot, so it is the pending consumer",
+            "reuseport_queue_has_consumer under every exit and shutdown: with respawn a "
+            "commandable master refills every slot, so it is the pending consumer",
             no_slot_abandoned,
             applies=lambda config: config.respawn,
         ),

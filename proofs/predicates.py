@@ -61,10 +61,11 @@ def service_running(v: Vocab) -> Formula:
     return exists([m], commandable(v, m))
 
 
-def running_except(v: Vocab, p: Term) -> Formula:
-    """``service_running`` once ``p`` stopped being commandable (it died or was told to stop)."""
-    m = var("proc", "svc_m2")
-    return exists([m], conj(m != p, commandable(v, m)))
+def parent_serves(v: Vocab, p: Term) -> Formula:
+    """``kernel.serves_running_service`` of a worker: its parent is a commandable master (an
+    orphan belongs to no running server)."""
+    y = var("proc", "srv_y")
+    return exists([y], conj(v.parent(p, y), commandable(v, y)))
 
 
 def holder(v: Vocab, p: Term, s: Term) -> Formula:

@@ -18,7 +18,7 @@ Discussion:
     process's descriptors one by one (``kernel.close_all_descriptors``) closes exactly the sockets
     that it, or the other processes exiting in the same step, held and nobody else holds; fast
     shutdown's exits of every worker child end the same way whatever their order. Each builder
-    names where the Python effect computes ``service_running`` (after the master's own change).
+    names whose server a closed queue belonged to (``kernel.serves_running_service``).
 
     *Three over-approximations, all sound for safety.* (1) A worker with ``worker_connections``
     K > 1 may or may not have room (counting is not first-order); K = 1 is exact. (2) In
@@ -254,7 +254,9 @@ class Closing:
 def _close(
     pre: Vocab, local: Locals, closer: Callable[[Term], Formula], running: Formula
 ) -> Closing:
-    """``closer``'s processes close every descriptor; ``running`` is ``service_running`` then."""
+    """``closer``'s processes close every descriptor; ``running`` is
+    ``kernel.serves_running_service`` of the process whose close is the last one (the loss is
+    its server's)."""
     running_now = local.let("running_mid", running)
 
     def closes(s: Term) -> Formula:
@@ -292,10 +294,22 @@ def _fates(pre: Vocab, *rules: tuple[Callable[[Term], Formula], Term]) -> Update
 
 
 def _exit_one(config: Config, pre: Vocab, local: Locals, p: Term) -> dict[str, Update]:
-    """``kernel.exit_process(p)`` with in-flight connections reset."""
-    closing = _close(pre, local, lambda x: x == p, q.running_except(pre, p))
+    """``kernel.exit_process(p)`` with in-flight connections reset: its descriptors close (the
+    loss is its server's: a master's own is over, a worker's is its parent's), its zombie
+    children are reaped by init, its live ones reparented, and it is reaped at once when its
+    parent is gone; a pid init reaps leaves the lock word free."""
+    running = ite(pre.master(p), FALSE, q.parent_serves(pre, p))
+    closing = _close(pre, local, lambda x: x == p, running)
     parent_gone = local.let("parent_gone", neg(_parent_in_table(pre, p)))
     reset = fate(Fate.RESET)
+
+    def zombie_child(x: Term) -> Formula:
+        return conj(pre.p_in(x), pre.parent(x, p), pre.phase(x) == q.DEAD)
+
+    def reaped(x: Term) -> Formula:
+        return disj(conj(x == p, parent_gone), zombie_child(x))
+
+    holder = pre.holder()
     return {
         **closing.updates,
         "phase": _point(pre.phase, p, q.DEAD),
@@ -305,7 +319,8 @@ def _exit_one(config: Config, pre: Vocab, local: Locals, p: Term) -> dict[str, U
             pre, (closing.lost, closing.lost_fate), (lambda c: q.owned(pre, c, p), reset)
         ),
         "parent": lambda x, y: conj(pre.parent(x, y), y != p),
-        "p_in": lambda x: conj(pre.p_in(x), neg(conj(x == p, parent_gone))),
+        "p_in": lambda x: conj(pre.p_in(x), neg(reaped(x))),
+        "locked": lambda: conj(pre.locked(), neg(reaped(holder))),
     }
 
 
@@ -345,11 +360,16 @@ def start_master(config: Config, pre: Vocab, args: tuple[Term, ...], local: Loca
     gen1 = STATIC.gen_first()
     if not config.master_holds_listeners:
         new = NewProcess(n, True, None, gen1, None, lambda s: FALSE)
-        return Effect(guard, _guarded(ok, pre, _create_process(pre, new)))
+        return Effect(guard, _guarded(ok, pre, {**_create_process(pre, new), **_fresh_zone()}))
     sockets = _new_sockets(config, pre, local, by_master=True, when=ok)
     new = NewProcess(n, True, None, gen1, None, sockets.is_new)
-    updates = {**_create_sockets(pre, sockets), **_create_process(pre, new)}
+    updates = {**_create_sockets(pre, sockets), **_create_process(pre, new), **_fresh_zone()}
     return Effect(guard, _guarded(ok, pre, updates))
+
+
+def _fresh_zone() -> dict[str, Update]:
+    """A new master allocates a fresh shared zone: its accept mutex starts free."""
+    return {"locked": lambda: FALSE}
 
 
 def connect(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
@@ -427,7 +447,7 @@ def reload(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) ->
         "abandoned": _row(pre.abandoned, m, lambda i: FALSE),
     }
     if config.reload_rebinds:
-        closing = _close(pre, local, lambda x: x == m, q.service_running(pre))
+        closing = _close(pre, local, lambda x: x == m, TRUE)
         updates |= closing.updates
         updates["fate"] = _fates(pre, (closing.lost, closing.lost_fate))
         updates["quit"] = _request_quit(pre, m)
@@ -437,7 +457,7 @@ def reload(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) ->
 def graceful_shutdown(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
     """``actions.graceful_shutdown``: QUIT to the master."""
     (m,) = args
-    closing = _close(pre, local, lambda x: x == m, q.running_except(pre, m))
+    closing = _close(pre, local, lambda x: x == m, FALSE)
     closed = fate(Fate.CLOSED)
     return Effect(
         q.commandable(pre, m),
@@ -454,32 +474,68 @@ def graceful_shutdown(config: Config, pre: Vocab, args: tuple[Term, ...], local:
 
 
 def fast_shutdown(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.fast_shutdown``: TERM; the master closes its sockets and kills its workers."""
+    """``actions.fast_shutdown``: TERM; the master closes its sockets, its running workers exit at
+    once, its stopped ones are left with the TERM pending (``kill_stragglers`` ends them)."""
     (m,) = args
     guard = conj(q.live_master(pre, m), pre.shutdown(m) != shutdown(Shutdown.FAST))
 
     def dying(x: Term) -> Formula:
-        return q.worker_child(pre, x, m)
+        return conj(q.worker_child(pre, x, m), neg(pre.stopped(x)))
 
-    closing = _close(pre, local, lambda x: disj(x == m, dying(x)), q.running_except(pre, m))
+    def pending(x: Term) -> Formula:
+        return conj(q.worker_child(pre, x, m), pre.stopped(x))
 
-    def reset(c: Term) -> Formula:
-        y = var("proc", "fs_y")
-        return disj(q.owned(pre, c, m), exists([y], conj(q.owned(pre, c, y), dying(y))))
-
+    updates = _workers_exit(pre, local, dying, also_closing=lambda x: x == m, also_reset=m)
     return Effect(
         guard,
         {
-            **closing.updates,
+            **updates,
             "shutdown": _point(pre.shutdown, m, shutdown(Shutdown.FAST)),
             "shut_down_once": lambda: TRUE,
-            "fate": _fates(pre, (closing.lost, closing.lost_fate), (reset, fate(Fate.RESET))),
-            "phase": lambda x: ite(dying(x), q.DEAD, pre.phase(x)),
-            "holds_mutex": lambda x: conj(pre.holds_mutex(x), neg(dying(x))),
-            "stopped": lambda x: conj(pre.stopped(x), neg(dying(x))),
-            "parent": lambda x, y: conj(pre.parent(x, y), neg(dying(y))),
+            "quit": lambda x: disj(pre.quit(x), pending(x)),
         },
     )
+
+
+def kill_stragglers(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.kill_stragglers``: SIGKILL every worker a fast stop left (stopped ones too)."""
+    (m,) = args
+    x = var("proc", "ks_x")
+    guard = conj(
+        q.live_master(pre, m),
+        pre.shutdown(m) == shutdown(Shutdown.FAST),
+        exists([x], q.worker_child(pre, x, m)),
+    )
+    return Effect(guard, _workers_exit(pre, local, lambda w: q.worker_child(pre, w, m)))
+
+
+def _workers_exit(
+    pre: Vocab,
+    local: Locals,
+    dying: Callable[[Term], Formula],
+    *,
+    also_closing: Callable[[Term], Formula] = lambda x: FALSE,
+    also_reset: Term | None = None,
+) -> dict[str, Update]:
+    """Workers of a master stopping fast exit together (``exit_process`` for each): their master
+    is in the table, so none is reaped by init, and no closer serves a running server (the
+    queues are discarded). ``also_closing`` closes its descriptors too; ``also_reset``'s
+    connections in flight are reset too."""
+    closing = _close(pre, local, lambda x: disj(also_closing(x), dying(x)), FALSE)
+
+    def reset(c: Term) -> Formula:
+        y = var("proc", "fs_y")
+        theirs = exists([y], conj(q.owned(pre, c, y), dying(y)))
+        return theirs if also_reset is None else disj(q.owned(pre, c, also_reset), theirs)
+
+    return {
+        **closing.updates,
+        "fate": _fates(pre, (closing.lost, closing.lost_fate), (reset, fate(Fate.RESET))),
+        "phase": lambda x: ite(dying(x), q.DEAD, pre.phase(x)),
+        "holds_mutex": lambda x: conj(pre.holds_mutex(x), neg(dying(x))),
+        "stopped": lambda x: conj(pre.stopped(x), neg(dying(x))),
+        "parent": lambda x, y: conj(pre.parent(x, y), neg(dying(y))),
+    }
 
 
 def upgrade(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
@@ -518,14 +574,31 @@ def spawn_worker(config: Config, pre: Vocab, args: tuple[Term, ...], local: Loca
         guard = conj(guard, q.holds_any(pre, m))
     n = local.const("proc", "new_worker")
     local.require(q.is_fresh_process(pre, n))
+    kept = _kept(config, pre, i)
     if config.master_holds_listeners:
-        new = NewProcess(n, False, m, pre.gen(m), i, lambda s: pre.holds(m, s))
+        new = NewProcess(n, False, m, pre.gen(m), i, lambda s: conj(pre.holds(m, s), kept(s)))
         return Effect(guard, _create_process(pre, new))
-    return Effect(guard, _spawn_private(config, pre, local, m, i, n))
+    return Effect(guard, _spawn_private(config, pre, local, m, i, n, kept))
+
+
+def _kept(config: Config, pre: Vocab, i: Term) -> Callable[[Term], Formula]:
+    """``actions._kept``: the inherited sockets a new worker keeps — none in passfd mode, only
+    its slot's clone in reuseport mode when workers close the others, all of them otherwise."""
+    if config.mode is Mode.PASSFD:
+        return lambda s: FALSE
+    if config.mode is Mode.REUSEPORT and not config.workers_keep_all_clones:
+        return lambda s: pre.sslot(s, i)
+    return lambda s: TRUE
 
 
 def _spawn_private(
-    config: Config, pre: Vocab, local: Locals, m: Term, i: Term, n: Term
+    config: Config,
+    pre: Vocab,
+    local: Locals,
+    m: Term,
+    i: Term,
+    n: Term,
+    kept: Callable[[Term], Formula],
 ) -> dict[str, Update]:
     # The forked worker binds its own reuseport socket; if a non-reuseport socket listens on the
     # port, bind fails and the worker exits at once (a zombie of its master). Its inherited
@@ -536,7 +609,7 @@ def _spawn_private(
     sockets = NewSockets(lambda s: conj(ok, s == s0), lambda s, j: j == i, True, False)
 
     def fds(s: Term) -> Formula:
-        return conj(ok, disj(s == s0, pre.holds(m, s)))
+        return conj(ok, disj(s == s0, conj(pre.holds(m, s), kept(s))))
 
     start = ite(ok, q.RUNNING, q.DEAD)
     new = NewProcess(n, False, m, pre.gen(m), i, fds, start)
@@ -718,7 +791,7 @@ def begin_graceful_exit(
         pre.phase(p) == q.RUNNING,
         neg(pre.stopped(p)),
     )
-    closing = _close(pre, local, lambda x: x == p, q.service_running(pre))
+    closing = _close(pre, local, lambda x: x == p, q.parent_serves(pre, p))
 
     def idle(c: Term) -> Formula:
         return conj(q.owned(pre, c, p), neg(pre.requested(c)))
@@ -808,5 +881,6 @@ TRANSITIONS: dict[str, Builder] = {
     "exit_worker": exit_worker,
     "reap": reap,
     "exit_master": exit_master,
+    "kill_stragglers": kill_stragglers,
 }
 """The z3 transition of every action, by the name in :data:`forkshare.model.actions.ACTIONS`."""

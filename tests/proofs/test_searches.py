@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from forkshare.model.actions import ACTIONS
-from forkshare.model.config import Config
+from forkshare.model.config import Config, Mode
 from forkshare.model.invariants import INVARIANTS
 from forkshare.model.variants import VARIANTS
 from forkshare.proofs.bmc import search
 from forkshare.proofs.claims import CLAIMS
 from forkshare.proofs.encoding import Formula, Vocab, neg
-from forkshare.proofs.issues import ISSUES
+from forkshare.proofs.issues import ISSUES, ModelIssue
 from forkshare.proofs.report import Result
 from forkshare.proofs.searches import confirm_issue, refute_variant, witness_actions
 
@@ -57,6 +57,14 @@ def test_every_action_has_a_witness_that_replays() -> None:
 
 
 @pytest.mark.parametrize("issue", ISSUES, ids=lambda i: i.name)
-def test_every_known_model_issue_is_reachable_in_the_python_model(issue: object) -> None:
-    record = confirm_issue(issue)  # type: ignore[arg-type]
+def test_every_known_model_issue_is_reachable_in_the_python_model(issue: ModelIssue) -> None:
+    record = confirm_issue(issue)
     assert record.result is Result.FOUND, record.detail
+
+
+def test_a_listed_issue_the_model_no_longer_has_is_reported_resolved() -> None:
+    fixed = ModelIssue("fixed", frozenset({Mode.MUTEX}), "mutex_holder_is_alive", 5, "", "")
+    record = confirm_issue(fixed)
+    assert record.result is Result.RESOLVED
+    assert not record.ok
+    assert "remove it" in record.detail
