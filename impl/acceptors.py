@@ -35,6 +35,7 @@ from typing import Final, Protocol
 from forkshare.impl.accept_mutex import AcceptMutex
 from forkshare.impl.listeners import Listener
 from forkshare.impl.passfd import Receiver
+from forkshare.impl.signals import SignalArrived, SignalInbox
 from forkshare.impl.trace import Trace
 
 log = logging.getLogger("forkshare.impl")
@@ -54,6 +55,7 @@ class Host(Protocol):
     pid: int
     epoll: select.epoll
     trace: Trace
+    inbox: SignalInbox
 
     def room(self) -> int:
         """How many more connections the worker takes now (0 when full or stopping)."""
@@ -211,7 +213,10 @@ class BlockingAcceptor(Acceptor):
             return self.host.epoll.poll(self.timeout(timeout, now))
         listener = next(iter(self.listeners.values()))
         try:
-            sock, peer = listener.sock.accept()
+            with self.host.inbox.interruptible():
+                sock, peer = listener.sock.accept()
+        except SignalArrived:
+            pass  # handled by the worker loop right after this wait
         except BlockingIOError:
             pass  # SO_RCVTIMEO expired
         except OSError as error:

@@ -66,13 +66,37 @@ WORKER_IGNORED: Final = (signal.SIGHUP, signal.SIGUSR2, signal.SIGWINCH)
 ALL_HANDLED: Final = frozenset(MASTER_SIGNALS) | frozenset(WORKER_SIGNALS)
 
 
+class SignalArrived(Exception):  # noqa: N818 - an event, not an error
+    """Raised by the recording handler inside :meth:`SignalInbox.interruptible` only."""
+
+
 class SignalInbox:
     """Records signals for one process and wakes its event loop through a pipe."""
 
     def __init__(self, table: Mapping[signal.Signals, Intent]) -> None:
         self._table = table
         self._pending: set[int] = set()
+        self._interrupt = False
         self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Within this block a recorded signal also raises :class:`SignalArrived`.
+
+        Python retries a system call that a signal interrupted (PEP 475) unless the handler
+        raises, so a worker sleeping in a blocking ``accept()`` would otherwise go on accepting
+        after its master died (PR_SET_PDEATHSIG) until the socket's timeout: the verifier
+        caught exactly that (a client accepted, then closed, by an orphan). A signal landing in
+        the few bytecodes after ``accept()`` returned still loses that one connection; the window
+        shrinks from the socket timeout (0.5 s) to microseconds, and the worker is exiting.
+        """
+        self._interrupt = True
+        try:
+            if self._pending:
+                raise SignalArrived
+            yield
+        finally:
+            self._interrupt = False
 
     @property
     def fileno(self) -> int:
@@ -87,6 +111,9 @@ class SignalInbox:
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
         self._pending.add(signum)  # nothing else: no I/O, no logging, no state change
+        if self._interrupt:
+            self._interrupt = False
+            raise SignalArrived
 
     def take(self) -> list[tuple[Intent, signal.Signals]]:
         """Drain the pipe and return the recorded signals, one per intent, by priority."""
