@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         metavar="NAME",
         help="only the obligations about NAME: an action, invariant, lemma, progress fact, "
-        "unsafe variant, mode or model issue",
+        "unsafe variant, configuration (a mode) or model issue",
     )
     parser.add_argument(
         "--all-rows",
@@ -134,7 +134,7 @@ def _summary(kind: Kind, goal: str, members: list[Record]) -> Row:
     actions = {r.action for r in members}
     return Row(
         kind.value,
-        f"{len(targets)} modes" if len(targets) > 1 else targets[0],
+        f"{len(targets)} configs" if len(targets) > 1 else targets[0],
         f"{len(actions)} actions" if len(actions) > 1 else next(iter(actions)),
         goal,
         worst,

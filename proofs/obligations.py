@@ -81,9 +81,16 @@ class Target:
     config: Config
 
 
-SAFE_TARGETS: tuple[Target, ...] = tuple(Target(mode.value, Config(mode=mode)) for mode in Mode)
+SAFE_TARGETS: tuple[Target, ...] = (
+    *(Target(mode.value, Config(mode=mode)) for mode in Mode),
+    Target(
+        "reuseport-own-clone",
+        Config(mode=Mode.REUSEPORT, workers_keep_all_clones=False),
+    ),
+)
 """One safe configuration per mode, with the default policies (force-unlock, respawn, no
-rebinding, master-created sockets, workers exit with their master)."""
+rebinding, master-created sockets, workers exit with their master, workers keep every clone),
+and reuseport with workers that close the other slots' clones (the reference server's)."""
 
 
 def goals_for(config: Config, lemmas: Mapping[str, Lemma] = LEMMAS) -> dict[str, Goal]:

@@ -41,7 +41,7 @@ def valid_names() -> dict[str, list[str]]:
         "lemmas": list(LEMMAS),
         "progress facts": list(PROGRESS),
         "unsafe variants": list(VARIANTS),
-        "modes": [m.value for m in Mode],
+        "configurations": [t.label for t in SAFE_TARGETS],
         "model issues": [i.name for i in ISSUES],
     }
 
@@ -70,8 +70,8 @@ class Selection:
             return True
         if self.name in VARIANTS or self.name in [i.name for i in ISSUES]:
             return False
-        modes = [m.value for m in Mode]
-        return self.name not in modes or self.name == label
+        labels = [t.label for t in SAFE_TARGETS]
+        return self.name not in labels or self.name == label
 
     def wants_variant(self, name: str, expected: str) -> bool:
         """The refutation of this unsafe variant?"""
@@ -130,7 +130,8 @@ def run_proof_suite(only: str | None = None, *, jobs: int | None = None) -> Suit
     """Run every obligation (or those ``only`` names) and return the records with the wall time.
 
     Args:
-        only: an action, invariant, lemma, progress fact, unsafe variant, mode or model issue.
+        only: an action, invariant, lemma, progress fact, unsafe variant, configuration (a
+            mode) or model issue.
         jobs: worker processes (default: the CPUs available, at most 4; 1 runs in-process).
 
     Raises:

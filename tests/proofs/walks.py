@@ -44,6 +44,8 @@ def configurations() -> list[Config]:
             )
     for variant in VARIANTS.values():
         found.append(variant.apply(Config(workers=1, bounds=WALK_BOUNDS)))
+    own_clone = Config(mode=Mode.REUSEPORT, workers=2, workers_keep_all_clones=False)
+    found.append(replace(own_clone, bounds=WALK_BOUNDS))
     return found
 
 
