@@ -15,6 +15,8 @@ given with ``--profile``) with these keys:
 ``upgrade_signal``   optional; without it the verifier never upgrades
 ``trace``            optional: where the target writes a ``forkshare serve --trace`` file
 ``accept_mutex``, ``reuseport`` kind ``nginx`` only; ``reuse_port`` kind ``gunicorn`` only
+``quit_closes_unused`` a graceful stop closes never-used connections at once (default true;
+                     nginx: false, it waits for the request or client_header_timeout)
 ``workers_keep_all_clones`` reuseport: every worker keeps every clone (nginx, the default) or
                      only its own (false: the reference server)
 ==================== =================================================================================
@@ -67,6 +69,7 @@ class Profile:
     reuseport: bool = False
     reuse_port: bool = False
     workers_keep_all_clones: bool = True
+    quit_closes_unused: bool = True
 
 
 def bundled_names() -> tuple[str, ...]:
@@ -158,6 +161,7 @@ def profile_from_table(name: str, table: dict[str, Any], where: str = "") -> Pro
         reuseport=_flag(table, "reuseport", where),
         reuse_port=_flag(table, "reuse_port", where),
         workers_keep_all_clones=_flag(table, "workers_keep_all_clones", where, default=True),
+        quit_closes_unused=_flag(table, "quit_closes_unused", where, default=True),
     )
 
 

@@ -622,13 +622,15 @@ def can_begin_graceful_exit(config: Config, state: System, pid: int) -> bool:
 
 
 def begin_graceful_exit(config: Config, state: System, pid: int) -> tuple[System, ...]:
-    """The worker stops accepting: it closes its listening descriptors, drops the mutex, and closes
-    its idle, never-used connections at once; requests in progress go on."""
+    """The worker stops accepting: it closes its listening descriptors, drops the mutex, and (if
+    configured) closes its never-used connections at once; requests in progress go on."""
     proc = _process(state, pid)
     state = put_process(state, replace(proc, phase=Phase.EXITING, holds_mutex=False))
     if state.mutex == pid:
         state = replace(state, mutex=0)
     state = close_all_descriptors(state, pid)
+    if not config.quit_closes_unused:
+        return (state,)
     for conn in state.owned(pid):
         if not conn.requested:
             state = put_connection(state, replace(conn, fate=Fate.CLOSED))

@@ -83,6 +83,9 @@ class Config:
     """Reload closes the listening sockets and binds new ones (instead of keeping them)."""
     private_reuseport: bool = False
     """Reuseport sockets are created by each worker after fork, not by the master (gunicorn)."""
+    quit_closes_unused: bool = True
+    """On a graceful stop a worker closes its never-used connections at once (forkshare); False:
+    it waits for their request or its timeout (nginx's client_header_timeout, 60 s)."""
     workers_keep_all_clones: bool = True
     """Reuseport: every worker keeps every clone it inherited, as nginx's do (N1); False: a worker
     closes the other slots' clones after fork (the reference server)."""

@@ -163,3 +163,21 @@ def run_from(config: Config, state: System, *steps: tuple[str, tuple[int, ...]])
         assert action.guard(config, state, *args), f"{name}{args} is not enabled"
         state = action.successors(config, state, args)[0]
     return state
+
+
+def test_a_graceful_stop_closes_never_used_connections_only_if_configured() -> None:
+    steps = (
+        ("start_master", ()),
+        ("spawn_worker", (1, 0)),
+        ("connect", ()),
+        ("accept", (2, 0)),
+        ("graceful_shutdown", (1,)),
+        ("begin_graceful_exit", (2,)),
+    )
+    bounds = Bounds(shutdowns=1)
+    forkshare = run(Config(mode=Mode.EXCLUSIVE, workers=1, bounds=bounds), *steps)
+    nginx = run(
+        Config(mode=Mode.EXCLUSIVE, workers=1, bounds=bounds, quit_closes_unused=False), *steps
+    )
+    assert forkshare.connection(0).fate is Fate.CLOSED
+    assert nginx.connection(0).fate is Fate.ACCEPTED
