@@ -782,7 +782,8 @@ def serve_request(config: Config, pre: Vocab, args: tuple[Term, ...], local: Loc
 def begin_graceful_exit(
     config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals
 ) -> Effect:
-    """``actions.begin_graceful_exit``: stop accepting, drop the mutex, close idle connections."""
+    """``actions.begin_graceful_exit``: stop accepting, drop the mutex, and (if configured:
+    ``quit_closes_unused``) close the never-used connections."""
     (p,) = args
     guard = conj(
         pre.p_in(p),
@@ -794,6 +795,8 @@ def begin_graceful_exit(
     closing = _close(pre, local, lambda x: x == p, q.parent_serves(pre, p))
 
     def idle(c: Term) -> Formula:
+        if not config.quit_closes_unused:
+            return FALSE
         return conj(q.owned(pre, c, p), neg(pre.requested(c)))
 
     return Effect(

@@ -46,6 +46,8 @@ def configurations() -> list[Config]:
         found.append(variant.apply(Config(workers=1, bounds=WALK_BOUNDS)))
     own_clone = Config(mode=Mode.REUSEPORT, workers=2, workers_keep_all_clones=False)
     found.append(replace(own_clone, bounds=WALK_BOUNDS))
+    keeps_unused = Config(mode=Mode.MUTEX, workers=1, quit_closes_unused=False)
+    found.append(replace(keeps_unused, bounds=WALK_BOUNDS))
     return found
 
 
