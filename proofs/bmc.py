@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Bounds, Config
-from forkshare.model.explorer import initial_state
+from forkshare.model.explorer import TraceStep, initial_state
 from forkshare.model.state import System
 from forkshare.model.table import Param, describe_step
 from forkshare.model.trace_text import describe_state
@@ -108,24 +108,10 @@ def initial(v: Vocab) -> Formula:
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
-    """One decoded step: the action, its arguments named as the model's ids, the state after."""
-
-    action: str
-    args: tuple[int, ...]
-    state: System
-
-    @property
-    def label(self) -> str:
-        """``spawn_worker(master1, slot0)``."""
-        return describe_step(self.action, self.args, ACTIONS[self.action].params)
-
-
-@dataclass(frozen=True, slots=True)
 class Trace:
     """A shortest trace found by z3 and replayed through the Python model."""
 
-    steps: tuple[Step, ...]
+    steps: tuple[TraceStep, ...]
     ms: float
     """Solver time over every depth tried."""
     slowest_ms: float
@@ -345,7 +331,7 @@ def _slotted(v: Vocab) -> Formula:
 _SORT_PREFIX = {"proc": "proc", "sock": "sock", "conn": "conn"}
 
 
-def replay(config: Config, model: Model, unrolling: _Unrolling) -> tuple[Step, ...]:
+def replay(config: Config, model: Model, unrolling: _Unrolling) -> tuple[TraceStep, ...]:
     """Re-run the decoded trace through the Python model, checking every state's structure.
 
     Raises:
@@ -355,13 +341,13 @@ def replay(config: Config, model: Model, unrolling: _Unrolling) -> tuple[Step, .
     run = _Replay(replace(config, bounds=UNBOUNDED), model, naming(model, unrolling.states))
     run.slots = {str(model.value(t)): k for k, t in enumerate(unrolling.slots)}
     state = initial_state()
-    steps: list[Step] = []
+    steps: list[TraceStep] = []
     for k, fired in enumerate(unrolling.fired):
         name = next(n for n, flag in fired.items() if model.holds(flag))
         args = run.arguments(name, unrolling.locals[k][name])
         target = decode(model, unrolling.states[k + 1], run.names)
         state = run.step(state, name, args, target, unrolling.states[k])
-        steps.append(Step(name, args, state))
+        steps.append(TraceStep(name, args, state))
     return tuple(steps)
 
 
