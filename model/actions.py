@@ -207,13 +207,7 @@ def close_connection(config: Config, state: System, cid: int) -> tuple[System, .
 
 def can_kill_worker(config: Config, state: System, pid: int) -> bool:
     """A live worker, and the kill budget allows one more SIGKILL."""
-    proc = state.process(pid)
-    return (
-        proc is not None
-        and proc.is_worker
-        and proc.is_alive
-        and state.usage.kills < config.bounds.kills
-    )
+    return state.live(pid, Role.WORKER) is not None and state.usage.kills < config.bounds.kills
 
 
 def kill_worker(config: Config, state: System, pid: int) -> tuple[System, ...]:
@@ -223,14 +217,8 @@ def kill_worker(config: Config, state: System, pid: int) -> tuple[System, ...]:
 
 def can_stop_worker(config: Config, state: System, pid: int) -> bool:
     """A live, running worker, and the stop budget allows one more SIGSTOP."""
-    proc = state.process(pid)
-    return (
-        proc is not None
-        and proc.is_worker
-        and proc.is_alive
-        and not proc.stopped
-        and state.usage.stops < config.bounds.stops
-    )
+    proc = state.live(pid, Role.WORKER)
+    return proc is not None and not proc.stopped and state.usage.stops < config.bounds.stops
 
 
 def stop_worker(config: Config, state: System, pid: int) -> tuple[System, ...]:
@@ -289,11 +277,9 @@ def graceful_shutdown(config: Config, state: System, pid: int) -> tuple[System, 
 
 def can_fast_shutdown(config: Config, state: System, pid: int) -> bool:
     """A live master not already stopping fast, within the shutdown budget."""
-    proc = state.process(pid)
+    proc = state.live(pid, Role.MASTER)
     return (
         proc is not None
-        and proc.is_master
-        and proc.is_alive
         and proc.shutdown is not Shutdown.FAST
         and state.usage.shutdowns < config.bounds.shutdowns
     )
@@ -319,11 +305,9 @@ def fast_shutdown(config: Config, state: System, pid: int) -> tuple[System, ...]
 
 def can_kill_stragglers(config: Config, state: System, pid: int) -> bool:
     """A master stopping fast still has live workers (stopped ones ignored its TERM)."""
-    proc = state.process(pid)
+    proc = state.live(pid, Role.MASTER)
     return (
         proc is not None
-        and proc.is_master
-        and proc.is_alive
         and proc.shutdown is Shutdown.FAST
         and any(c.is_worker and c.is_alive for c in state.children(pid))
     )
@@ -365,11 +349,8 @@ def upgrade(config: Config, state: System, pid: int) -> tuple[System, ...]:
 
 def can_kill_master(config: Config, state: System, pid: int) -> bool:
     """A live master, within the master-kill budget."""
-    proc = state.process(pid)
     return (
-        proc is not None
-        and proc.is_master
-        and proc.is_alive
+        state.live(pid, Role.MASTER) is not None
         and state.usage.master_kills < config.bounds.master_kills
     )
 
@@ -678,11 +659,9 @@ def reap(config: Config, state: System, pid: int) -> tuple[System, ...]:
 
 def can_exit_master(config: Config, state: System, pid: int) -> bool:
     """A master told to shut down, with no worker left and no connection in hand."""
-    proc = state.process(pid)
+    proc = state.live(pid, Role.MASTER)
     return (
         proc is not None
-        and proc.is_master
-        and proc.is_alive
         and proc.shutdown is not Shutdown.NONE
         and not any(c.is_worker for c in state.children(pid))
         and not state.owned(pid)

@@ -223,6 +223,11 @@ class System:
                 return proc
         return None
 
+    def live(self, pid: int, role: Role) -> Process | None:
+        """The process with this pid if it is alive and has ``role``, else None."""
+        proc = self.process(pid)
+        return proc if proc is not None and proc.role is role and proc.is_alive else None
+
     def listener(self, sid: int) -> Listener:
         """The listening socket with this sid (sids are indexes: sockets are never forgotten)."""
         return self.listeners[sid]

@@ -28,7 +28,7 @@ def canonical(state: System) -> tuple[System, Renaming]:
             owned[conn.owner] = (*owned.get(conn.owner, ()), conn.cid)
     renaming: Renaming = {}
     masters = sorted(
-        (p for p in state.processes if p.is_master), key=lambda p: _master_key(p, state, owned)
+        (p for p in state.processes if p.is_master), key=lambda p: _master_key(p, owned)
     )
     for proc in masters:
         renaming[proc.pid] = len(renaming) + 1
@@ -41,9 +41,7 @@ def canonical(state: System) -> tuple[System, Renaming]:
     return _rename(state, renaming), renaming
 
 
-def _master_key(
-    proc: Process, state: System, owned: dict[int, tuple[int, ...]]
-) -> tuple[object, ...]:
+def _master_key(proc: Process, owned: dict[int, tuple[int, ...]]) -> tuple[object, ...]:
     return (
         proc.parent != 0,
         proc.generation,

@@ -53,15 +53,15 @@ class Action:
     summary: str
 
     def arguments(
-        self, config: Config, state: System, candidates: Candidates | None = None
+        self, config: Config, state: System, table: Candidates | None = None
     ) -> Iterator[tuple[int, ...]]:
         """Every argument tuple for which the guard holds in ``state``.
 
-        ``candidates`` (from :func:`candidates`) may be passed when several actions are
-        enumerated on the same state, to compute the candidate lists once.
+        ``table`` (from :func:`candidates`) may be passed when several actions are enumerated
+        on the same state, to compute the candidate lists once.
         """
-        table = candidates if candidates is not None else _all_candidates(config, state)
-        for args in product(*(table[param] for param in self.params)):
+        choices = table if table is not None else candidates(config, state)
+        for args in product(*(choices[param] for param in self.params)):
             if self.guard(config, state, *args):
                 yield args
 
@@ -78,10 +78,6 @@ Candidates = dict[Param, tuple[int, ...]]
 
 def candidates(config: Config, state: System) -> Candidates:
     """Every kind of argument's candidate values in ``state`` (see :meth:`Action.arguments`)."""
-    return _all_candidates(config, state)
-
-
-def _all_candidates(config: Config, state: System) -> Candidates:
     return {param: _candidates(param, config, state) for param in Param}
 
 

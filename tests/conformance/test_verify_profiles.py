@@ -139,3 +139,10 @@ def test_trace_validation_names_the_invariant_a_bad_trace_breaks(tmp_path: Path)
         "accepted_at_most_once",
         "listeners_keep_identity",
     }
+
+
+def test_every_property_the_trace_checker_judges_is_a_model_invariant() -> None:
+    from forkshare.conformance.trace_check import CHECKS
+    from forkshare.model.invariants import INVARIANTS
+
+    assert set(CHECKS) <= set(INVARIANTS)
