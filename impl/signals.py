@@ -81,18 +81,20 @@ class SignalInbox:
 
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
-        """Within this block a recorded signal also raises :class:`SignalArrived`.
+        """Within this block a TERMINATE signal (TERM, INT: exit now) also raises
+        :class:`SignalArrived`.
 
         Python retries a system call that a signal interrupted (PEP 475) unless the handler
         raises, so a worker sleeping in a blocking ``accept()`` would otherwise go on accepting
-        after its master died (PR_SET_PDEATHSIG) until the socket's timeout: the verifier
-        caught exactly that (a client accepted, then closed, by an orphan). A signal landing in
-        the few bytecodes after ``accept()`` returned still loses that one connection; the window
-        shrinks from the socket timeout (0.5 s) to microseconds, and the worker is exiting.
+        after its master died (PR_SET_PDEATHSIG sends TERM) until the socket's timeout: the
+        verifier caught exactly that (a client accepted, then closed, by an orphan). Only the
+        exit-now intent interrupts: the raise may land just after ``accept()`` returned and
+        lose that connection, which a fast stop may do, while a graceful one (QUIT, a reload)
+        must not lose anything, so QUIT waits for the accept to return as before.
         """
         self._interrupt = True
         try:
-            if self._pending:
+            if any(self._table[signal.Signals(n)] is Intent.TERMINATE for n in self._pending):
                 raise SignalArrived
             yield
         finally:
@@ -111,7 +113,7 @@ class SignalInbox:
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
         self._pending.add(signum)  # nothing else: no I/O, no logging, no state change
-        if self._interrupt:
+        if self._interrupt and self._table[signal.Signals(signum)] is Intent.TERMINATE:
             self._interrupt = False
             raise SignalArrived
 
