@@ -204,11 +204,18 @@ class ForkshareMachine(RuleBasedStateMachine):
         args = data.draw(st.sampled_from(enabled_arguments(self.config, action, self.states)))
         step: Step = (action.name, args)
         self.steps.append(step)
-        if action.kind is Kind.ENVIRONMENT:
-            try:
-                self.backend.perform(step, self.states)
-            except LookupError as error:
-                raise NonconformanceError(MISMATCH, str(error), self.steps) from None
+        if action.kind is Kind.ENVIRONMENT and not self._perform(step):
+            # The process it targets has already gone on the real server (a signal to it would
+            # be ESRCH): only the candidates where the action was not enabled are still
+            # possible, and nothing changed in them.
+            unchanged = frozenset(s for s in self.states if not action.guard(self.config, s, *args))
+            if not unchanged:
+                raise NonconformanceError(
+                    MISMATCH, f"{action.name}{args}: no real process plays its target", self.steps
+                )
+            self.states = unchanged
+            self._record()
+            return
         successors = frozenset(
             succ
             for state in self.states
@@ -227,6 +234,14 @@ class ForkshareMachine(RuleBasedStateMachine):
                     self.steps,
                 )
         self._record()
+
+    def _perform(self, step: Step) -> bool:
+        """Perform an environment step on the backend; False when its target process is gone."""
+        try:
+            self.backend.perform(step, self.states)
+        except LookupError:
+            return False
+        return True
 
     def is_enabled(self, action: Action) -> bool:
         """True when ``action`` may fire in some candidate state (and the backend lets us choose)."""

@@ -168,7 +168,8 @@ class TargetBackend:
         """The real process playing model process ``model_pid`` (see Discussion).
 
         Raises:
-            LookupError: the target has no process in that category (reported as a mismatch).
+            LookupError: the target has no process in that category (the machine then treats the
+                step as a signal that reached no process).
         """
         for state in sorted(states, key=repr):
             proc = state.process(model_pid)

@@ -4,6 +4,8 @@ default run reaches (model coverage)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.errors import Flaky
@@ -71,3 +73,46 @@ def _reachable_states(config: Config) -> set[System]:
                 seen.add(key)
                 frontier.append(key)
     return seen
+
+
+class _GoneTargetBackend:
+    """A real-target stand-in whose every signalled process has already exited (ESRCH)."""
+
+    drives_internal = False
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def perform(self, step: object, states: object) -> None:
+        raise LookupError("no real process plays it")
+
+    def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
+        return candidates
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+def test_a_signal_that_reaches_no_process_keeps_only_states_where_it_had_exited() -> None:
+    from hypothesis import strategies as st
+
+    from forkshare.conformance.machine import NonconformanceError
+    from forkshare.model.actions import ACTIONS
+    from tests.model.test_kernel import run
+
+    config = Config(mode=Mode.EXCLUSIVE, workers=1, bounds=Bounds(kills=1, stops=1))
+    alive = run(config, ("start_master", ()), ("spawn_worker", (1, 0)))
+    exited = run(config, ("start_master", ()), ("spawn_worker", (1, 0)), ("kill_worker", (2,)))
+
+    class Fixed:
+        def draw(self, strategy: object) -> tuple[int, ...]:
+            return (2,)
+
+    machine = build_machine(config, _GoneTargetBackend)()
+    machine.states = frozenset({alive, exited})
+    machine.take(ACTIONS["stop_worker"], cast("st.DataObject", Fixed()))
+    assert machine.states == frozenset({exited})
+
+    machine.states = frozenset({alive})
+    with pytest.raises(NonconformanceError):
+        machine.take(ACTIONS["stop_worker"], cast("st.DataObject", Fixed()))
