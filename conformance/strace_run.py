@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,7 @@ def run_under_strace(
             port = _wait_listening(group, log, port, timeout)
             clients = tuple(probe(port) for _ in range(connections))
             _wait_accepts(log, sum(c.local is not None for c in clients))
+            _wait_quiet(log)
         finally:
             _stop(group, log)
         return TracedRun(_analyze(log), port, clients, group.stderr())
@@ -161,6 +163,28 @@ def _wait_accepts(log: Path, count: int) -> None:
     # On timeout the report shows fewer accepts than connections; not a failure of the run.
     with contextlib.suppress(WaitTimedOutError):
         wait_until(lambda: _analyze(log).accept_count >= count, 5.0, f"{count} accepts")
+
+
+QUIET = 0.5
+"""Seconds without a new process after which the server counts as started."""
+QUIET_LIMIT = 3.0
+"""The longest we wait for that quiet (a server that keeps forking is stopped anyway)."""
+
+
+def _wait_quiet(log: Path) -> None:
+    """Wait (bounded) until no new process appeared for QUIET seconds, so every worker the server
+    starts is in the trace: gunicorn sleeps up to 0.1 s between spawns, and stopping right after
+    the first worker served the probes would hide what the others do (and who is the master)."""
+    seen = [len(_analyze(log).processes), time.monotonic()]
+
+    def quiet() -> bool:
+        count, now = len(_analyze(log).processes), time.monotonic()
+        if count != seen[0]:
+            seen[:] = [count, now]
+        return now - seen[1] >= QUIET
+
+    with contextlib.suppress(WaitTimedOutError):
+        wait_until(quiet, QUIET_LIMIT, "no new process for a moment")
 
 
 def _stop(group: ProcessGroup, log: Path, grace: float = 5.0) -> None:

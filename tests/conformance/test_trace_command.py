@@ -165,7 +165,7 @@ def test_trace_on_gunicorn_reuse_port_reports_workers_that_bind(
     status, out, _ = trace(["--connections", "2", "--", *argv], capsys)
     assert status == 1
     assert "✗ VIOLATED workers_never_bind" in out
-    assert out.count("SO_REUSEPORT") >= 1  # more once a second worker has booted
+    assert out.count("SO_REUSEPORT") >= 2  # both workers bind their own socket
 
 
 def test_ctrl_c_while_tracing_kills_the_traced_server(
