@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SOURCES := cli model impl proofs conformance conformance/profiles
+SOURCES := cli model impl proofs conformance conformance/observe conformance/strace conformance/verify \
+	conformance/verify/profiles
 PROFILE ?= $(if $(CI),ci,dev)
 PYTEST_ARGS ?=
 

@@ -78,7 +78,7 @@ def bench_coverage() -> list[Figure]:
     from hypothesis import settings
     from hypothesis.stateful import run_state_machine_as_test
 
-    from forkshare.conformance.machine import build_machine
+    from forkshare.conformance.verify.machine import build_machine
     from forkshare.model.state import System
 
     config = Config(mode=Mode.EXCLUSIVE, workers=2, bounds=Bounds(connections=2, kills=1))
@@ -123,7 +123,7 @@ def bench_proofs() -> list[Figure]:
 
 def bench_verify() -> list[Figure]:
     """A default ``forkshare verify --target forkshare-exclusive``: wall time and steps/s."""
-    conformance = importlib.import_module("forkshare.conformance.command")
+    conformance = importlib.import_module("forkshare.conformance.verify.command")
     start = time.perf_counter()
     result = conformance.run_default_verification("forkshare-exclusive")
     seconds = time.perf_counter() - start

@@ -34,13 +34,13 @@ SUBCOMMANDS: dict[str, SubCommand] = {
     ),
     "serve": SubCommand("forkshare.impl.command", "run the reference prefork server (Linux)"),
     "verify": SubCommand(
-        "forkshare.conformance.command", "verify a running server against the model"
+        "forkshare.conformance.verify.command", "verify a running server against the model"
     ),
     "inspect": SubCommand(
-        "forkshare.conformance.inspect_command", "show how a live server shares its sockets"
+        "forkshare.conformance.observe.command", "show how a live server shares its sockets"
     ),
     "trace": SubCommand(
-        "forkshare.conformance.trace_command", "strace a server and check its socket syscalls"
+        "forkshare.conformance.strace.command", "strace a server and check its socket syscalls"
     ),
     "bench": SubCommand("forkshare.bench", "measure the explorer, the proofs and the server"),
 }

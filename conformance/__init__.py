@@ -1,19 +1,15 @@
-"""The verifier: drive any prefork server with the model's actions and check what /proc shows.
+"""The verifier's three tools, one room each; every room imports only the rooms above it::
 
-The observer half, which knows nothing of the model, in layers (each imports only those above)::
+    observe   what /proc shows about a running server, knowing nothing of the model
+              (``forkshare inspect``); also the launcher every part uses to start a server
+      ^
+      |── strace   what a server's system calls show (``forkshare trace``)
+      |
+    verify    the model's actions driven against a real server, every step compared with the
+              observations the model allows (``forkshare verify``)
 
-    errors          the errors and their exit codes (2 usage, 1 failure, 3 target did not start)
-    procfs          parse and read /proc files (DOMAIN §8); a vanished process reads as None
-    deadline        wait_until: every wait is bounded
-    observer        snapshot(root_pid | port) -> ServerSnapshot; who_accepted(client_port)
-    sharing_mode    infer_mode(snapshot) -> ModeInference (blocking, poll, exclusive, …)
-    client          probe(port) -> ClientResult (response, reset, refused, timeout, closed)
-    process_group   ProcessGroup: a started command, killed with its whole group
-    launch          launch(argv, port) -> RunningTarget: started and listening, or exit 3
-    rendering       a snapshot as rich tables, JSON or graphviz DOT
-    inspect_command forkshare inspect --port P | --pid PID [--svg FILE] [--json]
-    strace_log      parse strace -f -tt output into Syscall/ProcessExit events
-    syscall_trace   analyze(events): roles, reconstructed fd tables, the master/worker rules
-    strace_run      run a command under strace until it listens, poke it, stop it
-    trace_command   forkshare trace [--connections N] [--port P] -- CMD …
+``observe`` imports no part of the model but its clients' vocabulary
+(:class:`~forkshare.model.observation.Outcome`); ``strace`` imports ``observe`` only; ``verify``
+imports ``observe``, the model and Hypothesis. ``tests/test_architecture.py`` enforces this.
+Each room keeps its own ``errors`` module and its own ``command`` (the sub-command's ``main``).
 """

@@ -1,6 +1,6 @@
 """Fixtures that start real servers for the observer's tests: the tiny prefork server in each
 sharing mode, and the Debian nginx. Every server runs in its own process group (through
-:func:`~forkshare.conformance.launch.launch`), which teardown kills; every wait is bounded."""
+:func:`~forkshare.conformance.observe.launch.launch`), which teardown kills; every wait is bounded."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from forkshare.conformance.launch import RunningTarget, free_port, launch
+from forkshare.conformance.observe.launch import RunningTarget, free_port, launch
 
 TINY_PREFORK = Path(__file__).parent / "tiny_prefork.py"
 NGINX = "/usr/sbin/nginx"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 
-from forkshare.conformance.client import ClientOutcome, probe
-from forkshare.conformance.launch import free_port
-from forkshare.conformance.procfs import Endpoint
+from forkshare.conformance.observe.client import ClientOutcome, probe
+from forkshare.conformance.observe.launch import free_port
+from forkshare.conformance.observe.procfs import Endpoint
 
 
 def test_nothing_listening_is_refused() -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from forkshare.cli import main as forkshare
-from forkshare.conformance import inspect_command
-from forkshare.conformance.errors import GraphvizMissingError
-from forkshare.conformance.launch import RunningTarget, free_port
-from forkshare.conformance.observer import Role
-from forkshare.conformance.rendering import epoll_event_names
+from forkshare.conformance.observe import command as inspect_command
+from forkshare.conformance.observe.errors import GraphvizMissingError
+from forkshare.conformance.observe.launch import RunningTarget, free_port
+from forkshare.conformance.observe.observer import Role
+from forkshare.conformance.observe.rendering import epoll_event_names
 
 StartTiny = Callable[[str, int], RunningTarget]  # the start_tiny fixture (conftest.py)
 

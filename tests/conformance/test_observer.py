@@ -12,12 +12,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from forkshare.conformance import procfs
-from forkshare.conformance.deadline import wait_until
-from forkshare.conformance.errors import NoSuchProcessError, NothingListensError
-from forkshare.conformance.launch import RunningTarget, free_port
-from forkshare.conformance.observer import Role, ServerSnapshot, snapshot, who_accepted
-from forkshare.conformance.procfs import Endpoint
+from forkshare.conformance.observe import procfs
+from forkshare.conformance.observe.deadline import wait_until
+from forkshare.conformance.observe.errors import NoSuchProcessError, NothingListensError
+from forkshare.conformance.observe.launch import RunningTarget, free_port
+from forkshare.conformance.observe.observer import Role, ServerSnapshot, snapshot, who_accepted
+from forkshare.conformance.observe.procfs import Endpoint
 
 pytestmark = pytest.mark.process
 

@@ -9,15 +9,15 @@ import sys
 
 import pytest
 
-from forkshare.conformance import procfs
-from forkshare.conformance.deadline import wait_until
-from forkshare.conformance.errors import (
+from forkshare.conformance.observe import procfs
+from forkshare.conformance.observe.deadline import wait_until
+from forkshare.conformance.observe.errors import (
     PortInUseError,
     TargetFailedToStartError,
     WaitTimedOutError,
 )
-from forkshare.conformance.launch import free_port, launch
-from forkshare.conformance.process_group import ProcessGroup
+from forkshare.conformance.observe.launch import free_port, launch
+from forkshare.conformance.observe.process_group import ProcessGroup
 
 pytestmark = pytest.mark.process
 

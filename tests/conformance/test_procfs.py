@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from forkshare.conformance import procfs
-from forkshare.conformance.errors import ProcFormatError
-from forkshare.conformance.procfs import Endpoint, TcpState
+from forkshare.conformance.observe import procfs
+from forkshare.conformance.observe.errors import ProcFormatError
+from forkshare.conformance.observe.procfs import Endpoint, TcpState
 
 SAMPLES = Path(__file__).parent / "samples"
 

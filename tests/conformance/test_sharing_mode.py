@@ -1,5 +1,5 @@
 """Inferring the sharing mode: from hand-built snapshots (the evidence table of
-forkshare.conformance.sharing_mode, row by row) and from the tiny server running in each mode."""
+forkshare.conformance.observe.sharing_mode, row by row) and from the tiny server running in each mode."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from forkshare.conformance.launch import RunningTarget
-from forkshare.conformance.observer import (
+from forkshare.conformance.observe.launch import RunningTarget
+from forkshare.conformance.observe.observer import (
     EpollRegistration,
     ListenerFd,
     ListeningSocket,
@@ -16,8 +16,8 @@ from forkshare.conformance.observer import (
     Role,
     ServerSnapshot,
 )
-from forkshare.conformance.procfs import EPOLLEXCLUSIVE, Endpoint, ListenCounters
-from forkshare.conformance.sharing_mode import SharingMode, infer_mode
+from forkshare.conformance.observe.procfs import EPOLLEXCLUSIVE, Endpoint, ListenCounters
+from forkshare.conformance.observe.sharing_mode import SharingMode, infer_mode
 
 StartTiny = Callable[[str, int], RunningTarget]  # the start_tiny fixture (conftest.py)
 ADDRESS = Endpoint("127.0.0.1", 8080)

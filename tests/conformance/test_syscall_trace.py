@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from forkshare.conformance.errors import ProcFormatError
-from forkshare.conformance.strace_log import ProcessExit, Syscall, parse_strace
-from forkshare.conformance.syscall_trace import TraceAnalysis, TraceRole, analyze
+from forkshare.conformance.observe.errors import ProcFormatError
+from forkshare.conformance.strace.strace_log import ProcessExit, Syscall, parse_strace
+from forkshare.conformance.strace.syscall_trace import TraceAnalysis, TraceRole, analyze
 
 SAMPLES = Path(__file__).parent / "samples"
 

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from forkshare.cli import main as forkshare
-from forkshare.conformance import procfs, strace_run
-from forkshare.conformance.deadline import wait_until
-from forkshare.conformance.launch import free_port
-from forkshare.conformance.observer import snapshot
+from forkshare.conformance.observe import procfs
+from forkshare.conformance.observe.deadline import wait_until
+from forkshare.conformance.observe.launch import free_port
+from forkshare.conformance.observe.observer import snapshot
+from forkshare.conformance.strace import strace_run
 
 Command = Callable[[int], list[str]]  # the nginx_command fixture (conftest.py)
 

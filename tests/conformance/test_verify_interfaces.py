@@ -15,9 +15,9 @@ import pytest
 from hypothesis import settings
 
 from forkshare.cli import main as forkshare
-from forkshare.conformance.machine import NonconformanceError
-from forkshare.conformance.profile import load_bundled
-from forkshare.conformance.verify import run_conformance
+from forkshare.conformance.verify.machine import NonconformanceError
+from forkshare.conformance.verify.profile import load_bundled
+from forkshare.conformance.verify.verify import run_conformance
 
 pytestmark = pytest.mark.process
 

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from forkshare.conformance.abstraction import of_state
-from forkshare.conformance.command import main
-from forkshare.conformance.profile import (
-    ProfileError,
+from forkshare.conformance.verify.abstraction import of_state
+from forkshare.conformance.verify.command import main
+from forkshare.conformance.verify.errors import ProfileError
+from forkshare.conformance.verify.profile import (
     bundled_names,
     load_bundled,
     parse_profile,
 )
-from forkshare.conformance.target import command_line
-from forkshare.conformance.trace_check import check_trace
+from forkshare.conformance.verify.target import command_line
+from forkshare.conformance.verify.trace_check import check_trace
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config, Mode, ParentDeath
 from forkshare.model.explorer import initial_state
@@ -142,7 +142,7 @@ def test_trace_validation_names_the_invariant_a_bad_trace_breaks(tmp_path: Path)
 
 
 def test_every_property_the_trace_checker_judges_is_a_model_invariant() -> None:
-    from forkshare.conformance.trace_check import CHECKS
+    from forkshare.conformance.verify.trace_check import CHECKS
     from forkshare.model.invariants import INVARIANTS
 
     assert set(CHECKS) <= set(INVARIANTS)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from forkshare.conformance.profile import load_bundled
-from forkshare.conformance.scenarios import lose_queued, mutex_stall, orphans_serve
-from forkshare.conformance.verify import Result, verify
+from forkshare.conformance.verify.profile import load_bundled
+from forkshare.conformance.verify.scenarios import lose_queued, mutex_stall, orphans_serve
+from forkshare.conformance.verify.verify import Result, verify
 from forkshare.model.config import Mode, ParentDeath
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]

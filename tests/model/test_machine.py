@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
-from forkshare.conformance.machine import build_machine
+from forkshare.conformance.verify.machine import build_machine
 from forkshare.model.config import Bounds, Config, Mode
 from forkshare.model.explorer import explore
 from forkshare.model.state import System
@@ -96,7 +96,7 @@ class _GoneTargetBackend:
 def test_a_signal_that_reaches_no_process_keeps_only_states_where_it_had_exited() -> None:
     from hypothesis import strategies as st
 
-    from forkshare.conformance.machine import NonconformanceError
+    from forkshare.conformance.verify.machine import NonconformanceError
     from forkshare.model.actions import ACTIONS
     from tests.model.test_kernel import run
 

@@ -5,7 +5,7 @@ each one holds on each listening socket, which listeners sit in each process's e
 (and whether EPOLLEXCLUSIVE), context switches and wchan; the listening sockets with their
 accept-queue lengths; and the connections queued but not yet accepted. :func:`who_accepted` answers
 "which process owns this client's connection". Nothing here needs the target's cooperation: only
-/proc (DOMAIN §8), through :mod:`forkshare.conformance.procfs`.
+/proc (DOMAIN §8), through :mod:`forkshare.conformance.observe.procfs`.
 
 Usage::
 
@@ -45,13 +45,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from forkshare.conformance import procfs
-from forkshare.conformance.errors import (
+from forkshare.conformance.observe import procfs
+from forkshare.conformance.observe.errors import (
     NoSuchProcessError,
     NothingListensError,
     ProcAccessDeniedError,
 )
-from forkshare.conformance.procfs import PROC, Endpoint, ListenCounters, TcpRow, TcpState
+from forkshare.conformance.observe.procfs import PROC, Endpoint, ListenCounters, TcpRow, TcpState
 
 # K12: a child in the accept queue has no struct socket yet, so its row shows inode 0; it is
 # ESTABLISHED, or CLOSE_WAIT when the client already closed. SYN_RECV rows are handshakes.

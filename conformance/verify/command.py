@@ -18,14 +18,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from forkshare.conformance.profile import (
+from forkshare.conformance.verify.profile import (
     Profile,
     bundled_names,
     load_bundled,
     load_file,
     profile_from_table,
 )
-from forkshare.conformance.verify import DEFAULT_BOUNDS, Result, verify
+from forkshare.conformance.verify.verify import DEFAULT_BOUNDS, Result, verify
 from forkshare.errors import ForkshareError, UsageError
 from forkshare.model.config import Bounds, Config, Mode, ParentDeath
 

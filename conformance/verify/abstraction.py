@@ -35,7 +35,7 @@ Discussion:
     *What is left out, and why.* Zombies (the model's ``DEAD`` phase, /proc state ``Z``) come and
     go within milliseconds and carry no descriptors; wake-up counts need a quiescent window per
     connection that the random run cannot afford; the mutex holder is hidden state (the trace
-    validator checks it instead, :mod:`forkshare.conformance.trace_check`).
+    validator checks it instead, :mod:`forkshare.conformance.verify.trace_check`).
 """
 
 from __future__ import annotations

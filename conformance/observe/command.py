@@ -20,10 +20,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from forkshare.conformance.errors import GraphvizMissingError
-from forkshare.conformance.observer import snapshot
-from forkshare.conformance.rendering import render_text, to_dot, to_json
-from forkshare.conformance.sharing_mode import infer_mode
+from forkshare.conformance.observe.errors import GraphvizMissingError
+from forkshare.conformance.observe.observer import snapshot
+from forkshare.conformance.observe.rendering import render_text, to_dot, to_json
+from forkshare.conformance.observe.sharing_mode import infer_mode
 from forkshare.errors import ForkshareError
 
 

@@ -12,7 +12,7 @@ import enum
 import socket
 from dataclasses import dataclass
 
-from forkshare.conformance.procfs import Endpoint
+from forkshare.conformance.observe.procfs import Endpoint
 
 HTTP_REQUEST = b"GET / HTTP/1.0\r\nHost: forkshare\r\n\r\n"
 
@@ -34,7 +34,7 @@ class ClientResult:
     Attributes:
         outcome: what the client saw.
         local: the client's own address (the key for
-            :func:`~forkshare.conformance.observer.who_accepted`), None if it never connected.
+            :func:`~forkshare.conformance.observe.observer.who_accepted`), None if it never connected.
         first_bytes: up to 4096 bytes of the response, empty otherwise.
     """
 

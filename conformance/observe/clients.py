@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from forkshare.conformance.procfs import Endpoint
+from forkshare.conformance.observe.procfs import Endpoint
 from forkshare.model.observation import Outcome
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"

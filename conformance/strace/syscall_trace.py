@@ -1,6 +1,6 @@
 """What a server's system calls say about its socket sharing: roles, listening sockets, rules.
 
-:func:`analyze` takes the events of :mod:`forkshare.conformance.strace_log` and reconstructs
+:func:`analyze` takes the events of :mod:`forkshare.conformance.strace.strace_log` and reconstructs
 
 * the process tree (``clone``/``clone3``/``fork``/``vfork`` results; ``CLONE_THREAD`` children
   are threads of their caller, not processes);
@@ -40,7 +40,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from forkshare.conformance.strace_log import ProcessExit, StraceEvent, Syscall
+from forkshare.conformance.strace.strace_log import ProcessExit, StraceEvent, Syscall
 
 _FORK_CALLS = frozenset({"clone", "clone3", "fork", "vfork"})
 _INET_FAMILY = re.compile(r"\bAF_INET6?\b")

@@ -13,15 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from forkshare.conformance import procfs
-from forkshare.conformance.deadline import wait_until
-from forkshare.conformance.errors import (
+from forkshare.conformance.observe import procfs
+from forkshare.conformance.observe.deadline import wait_until
+from forkshare.conformance.observe.errors import (
     PortInUseError,
     TargetFailedToStartError,
     WaitTimedOutError,
 )
-from forkshare.conformance.observer import Role, ServerSnapshot, snapshot
-from forkshare.conformance.process_group import ProcessGroup
+from forkshare.conformance.observe.observer import Role, ServerSnapshot, snapshot
+from forkshare.conformance.observe.process_group import ProcessGroup
 
 
 @dataclass(frozen=True, slots=True)

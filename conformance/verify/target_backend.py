@@ -1,11 +1,11 @@
 """A real server behind the state machine: environment actions performed on it, /proc compared.
 
-:class:`TargetBackend` implements :class:`~forkshare.conformance.machine.Backend`. ``start_master``
+:class:`TargetBackend` implements :class:`~forkshare.conformance.verify.machine.Backend`. ``start_master``
 launches the target (in its own process group, on a fresh port); ``connect``, ``send_request`` and
-``close_connection`` use :class:`~forkshare.conformance.clients.Client`; the other environment
+``close_connection`` use :class:`~forkshare.conformance.observe.clients.Client`; the other environment
 actions are signals (SIGKILL, SIGSTOP, SIGCONT to a worker; the profile's reload, graceful, fast,
 upgrade signals or SIGKILL to a master). After each step :meth:`TargetBackend.allowed` polls /proc
-until the target's :class:`~forkshare.conformance.abstraction.Abstract` record is one the model
+until the target's :class:`~forkshare.conformance.verify.abstraction.Abstract` record is one the model
 allows and has stayed the same for a quiet window, or until a deadline.
 
 Discussion:
@@ -13,7 +13,7 @@ Discussion:
     status, model pids and real pids both grow with fork order (the model's next pid is above
     every live one; Linux hands out increasing pids until they wrap), so the k-th model worker of
     a category is taken to be the k-th real one. The comparison itself never relies on this (it
-    compares multisets, :mod:`~forkshare.conformance.abstraction`); only the choice of which
+    compares multisets, :mod:`~forkshare.conformance.verify.abstraction`); only the choice of which
     process gets the signal does, and every choice inside one category is symmetric for the
     model.
 
@@ -34,7 +34,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forkshare.conformance.abstraction import (
+from forkshare.conformance.observe.clients import Client
+from forkshare.conformance.observe.deadline import wait_until
+from forkshare.conformance.observe.errors import (
+    NoSuchProcessError,
+    NothingListensError,
+    ProcAccessDeniedError,
+)
+from forkshare.conformance.observe.launch import RunningTarget, free_port, launch
+from forkshare.conformance.observe.observer import Role, ServerSnapshot, snapshot, who_accepted
+from forkshare.conformance.observe.procfs import TcpState, read_stat, read_tcp_table
+from forkshare.conformance.verify.abstraction import (
     MASTER,
     ORPHAN,
     WORKER,
@@ -42,19 +52,9 @@ from forkshare.conformance.abstraction import (
     facts,
     of_state,
 )
-from forkshare.conformance.clients import Client
-from forkshare.conformance.deadline import wait_until
-from forkshare.conformance.errors import (
-    NoSuchProcessError,
-    NothingListensError,
-    ProcAccessDeniedError,
-)
-from forkshare.conformance.launch import RunningTarget, free_port, launch
-from forkshare.conformance.machine import Step
-from forkshare.conformance.observer import Role, ServerSnapshot, snapshot, who_accepted
-from forkshare.conformance.procfs import TcpState, read_stat, read_tcp_table
-from forkshare.conformance.profile import Profile
-from forkshare.conformance.target import command_line, trace_path
+from forkshare.conformance.verify.machine import Step
+from forkshare.conformance.verify.profile import Profile
+from forkshare.conformance.verify.target import command_line, trace_path
 from forkshare.model.config import Config, Mode
 from forkshare.model.observation import Outcome
 from forkshare.model.state import System

@@ -1,16 +1,16 @@
 """The known facts (issue item 6) as fixed scenarios, played through the same backend as the
 random run. Model pids: the master is 1, its first two workers 2 and 3;
-:data:`~forkshare.conformance.target_backend.HOLDER` is the worker registered on the listener.
+:data:`~forkshare.conformance.verify.target_backend.HOLDER` is the worker registered on the listener.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from forkshare.conformance.machine import SETTLE, Step
-from forkshare.conformance.profile import Profile
-from forkshare.conformance.target_backend import HOLDER
-from forkshare.conformance.verify import Result, verify
+from forkshare.conformance.verify.machine import SETTLE, Step
+from forkshare.conformance.verify.profile import Profile
+from forkshare.conformance.verify.target_backend import HOLDER
+from forkshare.conformance.verify.verify import Result, verify
 from forkshare.model.config import Bounds, ParentDeath
 
 LOSE_QUEUED: tuple[Step, ...] = (

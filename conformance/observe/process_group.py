@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from forkshare.conformance import procfs
+from forkshare.conformance.observe import procfs
 
 
 class ProcessGroup:

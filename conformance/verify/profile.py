@@ -1,6 +1,6 @@
 """Targets: a command template plus a profile saying what the target claims to be.
 
-A profile is a TOML table (bundled ones in :mod:`forkshare.conformance.profiles`, or any file
+A profile is a TOML table (bundled ones in :mod:`forkshare.conformance.verify.profiles`, or any file
 given with ``--profile``) with these keys:
 
 ==================== =================================================================================
@@ -26,7 +26,7 @@ Discussion:
     QUIT is graceful, gunicorn TERM is) and in what they claim on master death; a table per
     target keeps that difference visible and lets users write one for their own server without
     touching Python. Only the two kinds that need a generated file (nginx.conf, a WSGI app) get
-    code, in :mod:`forkshare.conformance.target`.
+    code, in :mod:`forkshare.conformance.verify.target`.
 """
 
 from __future__ import annotations
@@ -38,15 +38,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from forkshare.errors import UsageError
+from forkshare.conformance.verify.errors import ProfileError
 from forkshare.model.config import Mode, ParentDeath
 
 KINDS = ("command", "nginx", "gunicorn")
 AUTO = "auto"
-
-
-class ProfileError(UsageError):
-    """A profile is missing, malformed, or names an unknown mode, policy or signal (exit 2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +70,7 @@ class Profile:
 
 def bundled_names() -> tuple[str, ...]:
     """Names of the bundled profiles (``forkshare-exclusive``, ``nginx``, ...), sorted."""
-    folder = resources.files("forkshare.conformance.profiles")
+    folder = resources.files("forkshare.conformance.verify.profiles")
     return tuple(
         sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
     )
@@ -91,7 +87,11 @@ def load_bundled(name: str) -> Profile:
             f"no bundled target {name!r}: choose one of {', '.join(bundled_names())} "
             "or pass --profile FILE.toml / --command"
         )
-    text = resources.files("forkshare.conformance.profiles").joinpath(f"{name}.toml").read_text()
+    text = (
+        resources.files("forkshare.conformance.verify.profiles")
+        .joinpath(f"{name}.toml")
+        .read_text()
+    )
     return parse_profile(name, text)
 
 

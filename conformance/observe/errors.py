@@ -1,4 +1,8 @@
-"""The errors the verifier raises on purpose, each with the exit status the command line maps it to.
+"""The errors the observer raises on purpose, each with the exit status the command line maps it to.
+
+They belong to :mod:`forkshare.conformance.observe` (reading /proc, starting and waiting for a
+target); ``forkshare trace`` and ``forkshare verify`` raise them too when they observe, launch or
+wait. Each room's own errors live in its ``errors`` module.
 
 Every class derives from :class:`forkshare.errors.ForkshareError` (runtime failure, exit 1) or
 :class:`forkshare.errors.UsageError` (the user asked for something impossible, exit 2), except
@@ -13,8 +17,9 @@ from forkshare.errors import ForkshareError, UsageError
 
 
 class ProcFormatError(ForkshareError):
-    """Raised when a /proc file does not have the layout this kernel documents (a parser bug or a
-    kernel we do not know); the message quotes the offending line."""
+    """Raised when a /proc file (or an ``strace`` line, which quotes the same kernel structures)
+    does not have the documented layout (a parser bug or a kernel we do not know); the message
+    quotes the offending line."""
 
 
 class NoSuchProcessError(UsageError):
@@ -31,11 +36,6 @@ class ProcAccessDeniedError(UsageError):
     the same uid or to a process with CAP_SYS_PTRACE (root) — DOMAIN §8."""
 
 
-class ToolMissingError(UsageError):
-    """Raised when a command the user asked for needs an external program (strace) that is not
-    installed; the message gives the install command."""
-
-
 class GraphvizMissingError(ForkshareError):
     """Raised when ``--svg`` is requested but graphviz's ``dot`` is not on PATH (a runtime failure,
     exit 1: the text report was still printed)."""
@@ -49,7 +49,7 @@ class TargetFailedToStartError(ForkshareError):
 
 
 class WaitTimedOutError(ForkshareError):
-    """Raised by :func:`forkshare.conformance.deadline.wait_until` when its condition did not hold
+    """Raised by :func:`forkshare.conformance.observe.deadline.wait_until` when its condition did not hold
     before the deadline; the message names the condition and the time waited."""
 
 

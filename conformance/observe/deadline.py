@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from forkshare.conformance.errors import WaitTimedOutError
+from forkshare.conformance.observe.errors import WaitTimedOutError
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ Discussion:
     We parse text rather than use ``strace --seccomp-bpf``/``-X raw`` or ptrace ourselves: the
     decoded text (``sin_port=htons(8080)``, ``EPOLLEXCLUSIVE``) is what the report shows the
     reader, and strace's format for the calls we trace has been stable for a decade. The parser
-    keeps the argument text raw; :mod:`forkshare.conformance.syscall_trace` picks out the few
+    keeps the argument text raw; :mod:`forkshare.conformance.strace.syscall_trace` picks out the few
     fields it needs with small regular expressions.
 """
 
@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from forkshare.conformance.errors import ProcFormatError
+from forkshare.conformance.observe.errors import ProcFormatError
 
 _PREFIX = re.compile(r"(?P<pid>\d+)\s+(?P<time>\d{2}:\d{2}:\d{2}\.\d+)\s+(?P<rest>.*)")
 _CALL = re.compile(r"(?P<name>\w+)\((?P<args>.*)")

@@ -14,7 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from forkshare.conformance.profile import Profile, ProfileError
+from forkshare.conformance.verify.errors import ProfileError
+from forkshare.conformance.verify.profile import Profile
 
 NGINX = "/usr/sbin/nginx"
 

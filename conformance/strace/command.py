@@ -1,9 +1,9 @@
 """``forkshare trace -- CMD …``: which system calls a server makes to share its sockets, by role.
 
-Runs CMD under strace (:mod:`forkshare.conformance.strace_run`), waits until it listens, optionally
+Runs CMD under strace (:mod:`forkshare.conformance.strace.strace_run`), waits until it listens, optionally
 makes client connections to see who accepts them, stops it, and prints the socket, setsockopt,
 bind, listen, fork/clone, execve, accept4, epoll_ctl and close calls grouped by process role, then
-the rules of :mod:`forkshare.conformance.syscall_trace` with their evidence.
+the rules of :mod:`forkshare.conformance.strace.syscall_trace` with their evidence.
 
 Exit status: 0 every rule holds; 1 a rule is violated (named in the report); 2 usage error (no
 command, strace missing); 3 the command failed to start (its stderr is quoted).
@@ -21,10 +21,10 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from forkshare.conformance.errors import ToolMissingError
-from forkshare.conformance.strace_log import Syscall
-from forkshare.conformance.strace_run import TracedRun, run_under_strace
-from forkshare.conformance.syscall_trace import TracedProcess, TraceRole
+from forkshare.conformance.strace.errors import ToolMissingError
+from forkshare.conformance.strace.strace_log import Syscall
+from forkshare.conformance.strace.strace_run import TracedRun, run_under_strace
+from forkshare.conformance.strace.syscall_trace import TracedProcess, TraceRole
 from forkshare.errors import ForkshareError
 
 _ROLE_ORDER = (TraceRole.LAUNCHER, TraceRole.MASTER, TraceRole.WORKER)

@@ -1,11 +1,11 @@
 """Verifying a target: the random run (Hypothesis), fixed scenarios, replays, and the verdicts.
 
 :func:`run_conformance` is the entry point for third parties' test suites, in the shape of
-Hypothesis's ``run_conformance_test``: give it a :class:`~forkshare.conformance.profile.Profile`
-(and settings), it raises :class:`~forkshare.conformance.machine.NonconformanceError` on the first
+Hypothesis's ``run_conformance_test``: give it a :class:`~forkshare.conformance.verify.profile.Profile`
+(and settings), it raises :class:`~forkshare.conformance.verify.machine.NonconformanceError` on the first
 violation, shrunk. :func:`verify` does the same for the command line and returns a
 :class:`Result` instead of raising. :func:`run_steps` plays a fixed list of steps through the
-same backend (the scenarios of :mod:`~forkshare.conformance.scenarios` and ``--replay``).
+same backend (the scenarios of :mod:`~forkshare.conformance.verify.scenarios` and ``--replay``).
 
 Discussion:
     *Naming the property behind a mismatch.* When no model state matches what the target shows,
@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
-from forkshare.conformance.abstraction import of_state
-from forkshare.conformance.machine import (
+from forkshare.conformance.verify.abstraction import of_state
+from forkshare.conformance.verify.machine import (
     MISMATCH,
     SETTLE,
     NonconformanceError,
@@ -36,15 +36,15 @@ from forkshare.conformance.machine import (
     build_machine,
     internal_closure,
 )
-from forkshare.conformance.profile import AUTO, Profile
-from forkshare.conformance.target_backend import (
+from forkshare.conformance.verify.profile import AUTO, Profile
+from forkshare.conformance.verify.target_backend import (
     Observed,
     Settling,
     TargetBackend,
     resolve,
     stall_finding,
 )
-from forkshare.conformance.trace_check import TraceReport, check_trace
+from forkshare.conformance.verify.trace_check import TraceReport, check_trace
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Bounds, Config, Mode, ParentDeath
 from forkshare.model.explorer import initial_state
@@ -125,14 +125,14 @@ def config_for(profile: Profile, workers: int, bounds: Bounds, mode: Mode) -> Co
 def resolve_mode(profile: Profile, workers: int) -> tuple[Mode, bool]:
     """The mode to model and whether its reuseport sockets are private. The target is started
     once first (a preflight: a target that cannot start fails here, before Hypothesis runs), and
-    ``auto`` is inferred from /proc (:func:`~forkshare.conformance.sharing_mode.infer_mode`).
+    ``auto`` is inferred from /proc (:func:`~forkshare.conformance.observe.sharing_mode.infer_mode`).
 
     Raises:
         TargetFailedToStartError: the probe start failed.
         ProfileError: the inferred mode is one the model does not know.
     """
-    from forkshare.conformance.profile import ProfileError
-    from forkshare.conformance.sharing_mode import SharingMode, infer_mode
+    from forkshare.conformance.observe.sharing_mode import SharingMode, infer_mode
+    from forkshare.conformance.verify.errors import ProfileError
 
     backend = TargetBackend(Config(workers=workers), profile)
     try:

@@ -3,16 +3,16 @@
 This module owns the text formats of DOMAIN.md §8: ``/proc/net/tcp`` and ``tcp6``,
 ``/proc/PID/{stat,status,cmdline,wchan}``, ``/proc/PID/task/TID/children``, the ``/proc/PID/fd/N``
 links and ``/proc/PID/fdinfo/N`` (with epoll's ``tfd:`` lines), and ``/proc/net/netstat``. It knows
-nothing about servers, roles or modes: :mod:`forkshare.conformance.observer` builds on it.
+nothing about servers, roles or modes: :mod:`forkshare.conformance.observe.observer` builds on it.
 
 Two layers, kept apart so the parsers can be tested on captured text:
 
 * ``parse_*`` functions are pure: text in, frozen records out. Malformed text raises
-  :class:`~forkshare.conformance.errors.ProcFormatError` quoting the line.
+  :class:`~forkshare.conformance.observe.errors.ProcFormatError` quoting the line.
 * ``read_*`` functions read one file of one process. A process can exit between two reads, so
   every per-process reader returns ``None`` (or skips the entry) when the process or fd is gone
   (``FileNotFoundError``/``ProcessLookupError``) and never crashes. Reading another user's
-  ``fd``/``fdinfo`` raises :class:`~forkshare.conformance.errors.ProcAccessDeniedError`.
+  ``fd``/``fdinfo`` raises :class:`~forkshare.conformance.observe.errors.ProcAccessDeniedError`.
 
 Discussion:
     *Why not psutil?* psutil gives process trees and connections, but not fdinfo's epoll
@@ -39,7 +39,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from forkshare.conformance.errors import ProcAccessDeniedError, ProcFormatError
+from forkshare.conformance.observe.errors import ProcAccessDeniedError, ProcFormatError
 
 PROC = Path("/proc")
 

@@ -17,9 +17,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from forkshare.conformance.observer import ProcessView, ServerSnapshot
-from forkshare.conformance.procfs import EPOLLEXCLUSIVE, Endpoint
-from forkshare.conformance.sharing_mode import ModeInference
+from forkshare.conformance.observe.observer import ProcessView, ServerSnapshot
+from forkshare.conformance.observe.procfs import EPOLLEXCLUSIVE, Endpoint
+from forkshare.conformance.observe.sharing_mode import ModeInference
 
 # epoll_ctl(2) bits, in the order a reader expects them.
 _EPOLL_BITS = (

@@ -4,7 +4,7 @@
 a new process group (:class:`ProcessGroup`); the log goes to a file that is re-read while waiting,
 so the first successful ``listen()`` tells us the server is up even when we were not told its port
 and even when it daemonised. Then it makes the requested client connections (each one recorded as
-a :class:`~forkshare.conformance.client.ClientResult`), waits (bounded) for their ``accept`` calls
+a :class:`~forkshare.conformance.observe.client.ClientResult`), waits (bounded) for their ``accept`` calls
 to show in the log, and stops everything: SIGTERM to the master, a bounded wait for strace to see
 every tracee exit, then SIGKILL to the group and to every traced pid still alive (a daemon that
 called ``setsid()`` has left the group).
@@ -20,18 +20,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from forkshare.conformance import procfs
-from forkshare.conformance.client import ClientResult, probe
-from forkshare.conformance.deadline import wait_until
-from forkshare.conformance.errors import (
+from forkshare.conformance.observe import procfs
+from forkshare.conformance.observe.client import ClientResult, probe
+from forkshare.conformance.observe.deadline import wait_until
+from forkshare.conformance.observe.errors import (
     PortInUseError,
     TargetFailedToStartError,
     WaitTimedOutError,
 )
-from forkshare.conformance.launch import is_listening
-from forkshare.conformance.process_group import ProcessGroup
-from forkshare.conformance.strace_log import parse_strace
-from forkshare.conformance.syscall_trace import TraceAnalysis, analyze
+from forkshare.conformance.observe.launch import is_listening
+from forkshare.conformance.observe.process_group import ProcessGroup
+from forkshare.conformance.strace.strace_log import parse_strace
+from forkshare.conformance.strace.syscall_trace import TraceAnalysis, analyze
 
 TRACED_CALLS = (
     "socket,setsockopt,bind,listen,clone,clone3,fork,vfork,execve,accept,accept4,"

@@ -1,0 +1,16 @@
+"""Observe a running prefork server from outside: /proc, its process tree, its clients.
+
+In layers (each imports only those above)::
+
+    errors          the errors and their exit codes (2 usage, 1 failure, 3 target did not start)
+    procfs          parse and read /proc files (DOMAIN §8); a vanished process reads as None
+    deadline        wait_until: every wait is bounded
+    observer        Role; snapshot(root_pid | port) -> ServerSnapshot; who_accepted(client_port)
+    sharing_mode    infer_mode(snapshot) -> ModeInference (blocking, poll, exclusive, …)
+    client          Client and probe(port): one connection's outcome in the model's words
+    process_group   ProcessGroup: a started command, killed with its whole group
+    launch          launch(argv, port) -> RunningTarget: started and listening, or exit 3; the
+                    one launcher of the verifier, the tracer, the benchmark and the tests
+    rendering       a snapshot as rich tables, JSON or graphviz DOT
+    command         forkshare inspect --port P | --pid PID [--svg FILE] [--json]
+"""
