@@ -1,7 +1,8 @@
 """The server benchmark: requests/s with wrk against forkshare, nginx and gunicorn, as ratios.
 
-Every server runs with 2 workers on 127.0.0.1, in its own process group, killed by group in a
-``finally``; every wait is bounded. Two loads per server: keep-alive (wrk's default) and
+Every server runs with 2 workers on 127.0.0.1, started by the verifier's launcher
+(:func:`forkshare.conformance.observe.launch.launch`: its own process group, killed by group in a
+``finally``); every wait is bounded. Two loads per server: keep-alive (wrk's default) and
 ``Connection: close`` (a new TCP connection per request, so accept and socket sharing dominate).
 gunicorn's sync worker closes after every response whatever the client asks, so its two figures
 measure the same thing. The figures are printed next to their ratio to gunicorn, the reference the
@@ -14,15 +15,12 @@ Run alone with ``python -m forkshare.serverbench [SECONDS] [MODE...]``.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,10 @@ from typing import Final
 
 from rich.console import Console
 from rich.table import Table
+
+from forkshare.conformance.observe.deadline import wait_until
+from forkshare.conformance.observe.launch import RunningTarget, free_port, launch
+from forkshare.errors import ForkshareError
 
 WRK: Final = "/usr/bin/wrk"
 NGINX: Final = "/usr/sbin/nginx"
@@ -96,7 +98,8 @@ def run_server_bench(
     with tempfile.TemporaryDirectory(prefix="forkshare-bench-") as scratch:
         root = Path(scratch)
         for mode in modes:
-            results.append(_measure(f"forkshare ({mode})", _forkshare_command(mode), duration_s))
+            command = _forkshare_command(mode)
+            results.append(_measure(f"forkshare ({mode})", command, duration_s, root))
         results.append(_measure_nginx(root, duration_s))
         results.append(_measure_gunicorn(root, duration_s))
     return results
@@ -123,7 +126,7 @@ def _measure_nginx(root: Path, duration_s: float) -> ServerResult:
         conf.write_text(NGINX_CONF.format(workers=WORKERS, root=root, port=port))
         return [NGINX, "-p", f"{root}/", "-c", str(conf)]
 
-    return _measure("nginx", command, duration_s)
+    return _measure("nginx", command, duration_s, root)
 
 
 def _measure_gunicorn(root: Path, duration_s: float) -> ServerResult:
@@ -141,58 +144,51 @@ def _measure_gunicorn(root: Path, duration_s: float) -> ServerResult:
             *("--chdir", str(root), "benchapp:app"),
         ]
 
-    return _measure("gunicorn (sync)", command, duration_s)
+    return _measure("gunicorn (sync)", command, duration_s, root)
 
 
-def _measure(name: str, command: Callable[[int], list[str]], duration_s: float) -> ServerResult:
+def _measure(
+    name: str, command: Callable[[int], list[str]], duration_s: float, root: Path
+) -> ServerResult:
     """Start one server on a free port, run wrk twice against it, stop it."""
-    port = _free_port()
+    port = free_port()
     try:
-        with _server(command(port), port):
+        with _serving(command(port), port, Path(tempfile.mkdtemp(prefix="server-", dir=root))):
             keep_alive = _wrk(port, duration_s, close=False)
             close = _wrk(port, duration_s, close=True)
-    except RuntimeError as error:
+    except (RuntimeError, ForkshareError) as error:
         return ServerResult(name, None, None, str(error))
     return ServerResult(name, keep_alive, close)
 
 
 @contextlib.contextmanager
-def _server(argv: list[str], port: int) -> Iterator[None]:
-    """Run ``argv`` in its own process group until the block ends; kill the group after."""
-    process = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
+def _serving(argv: list[str], port: int, output_dir: Path) -> Iterator[None]:
+    """Run ``argv`` until the block ends, once it answers a request; kill its group after.
+
+    Raises:
+        TargetFailedToStartError: it exited or never listened (its stderr is quoted).
+        WaitTimedOutError: it listens but answered no request within START_TIMEOUT.
+    """
+    target = launch(argv, port, timeout=START_TIMEOUT, output_dir=output_dir)
     try:
-        _wait_serving(process, port)
+        wait_until(lambda: _answers(target), START_TIMEOUT, f"{argv[0]} answers on port {port}")
         yield
     finally:
-        _stop_group(process)
+        target.group.stop(grace=3.0)
 
 
-def _wait_serving(process: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            error = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"exited with {process.returncode}: {error.strip()[-200:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            if s.recv(64).startswith(b"HTTP/1.1 200"):
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"not serving on port {port} after {START_TIMEOUT} s")
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    for signum, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signum)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=wait)
-            if signum == signal.SIGTERM:  # give the workers a moment, then make sure
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, signal.SIGKILL)
-            return
+def _answers(target: RunningTarget) -> bool:
+    """One request on a fresh connection gets a 200 (a worker is up, not just the listener)."""
+    if not target.group.is_running():
+        stderr = target.group.stderr().strip()[-200:]
+        raise RuntimeError(f"exited with {target.group.process.returncode}: {stderr}")
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection(("127.0.0.1", target.port), 0.5) as s,
+    ):
+        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        return s.recv(64).startswith(b"HTTP/1.1 200")
+    return False
 
 
 def _wrk(port: int, duration_s: float, close: bool) -> float:
@@ -207,13 +203,6 @@ def _wrk(port: int, duration_s: float, close: bool) -> float:
     if "Non-2xx" in done.stdout:
         raise RuntimeError("wrk saw non-2xx responses")
     return float(match.group(1))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def render_server_bench(results: Sequence[ServerResult]) -> Table:

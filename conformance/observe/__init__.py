@@ -5,9 +5,10 @@ In layers (each imports only those above)::
     errors          the errors and their exit codes (2 usage, 1 failure, 3 target did not start)
     procfs          parse and read /proc files (DOMAIN §8); a vanished process reads as None
     deadline        wait_until: every wait is bounded
-    observer        Role; snapshot(root_pid | port) -> ServerSnapshot; who_accepted(client_port)
+    role            Role: master, worker, orphan, launcher, helper — every tool's one vocabulary
+    observer        snapshot(root_pid | port) -> ServerSnapshot; who_accepted(client_port)
     sharing_mode    infer_mode(snapshot) -> ModeInference (blocking, poll, exclusive, …)
-    client          Client and probe(port): one connection's outcome in the model's words
+    client          Client (polled) and probe(port) (one-shot): the model's Outcome of a connection
     process_group   ProcessGroup: a started command, killed with its whole group
     launch          launch(argv, port) -> RunningTarget: started and listening, or exit 3; the
                     one launcher of the verifier, the tracer, the benchmark and the tests

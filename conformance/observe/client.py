@@ -1,30 +1,100 @@
-"""What a client saw: one connection to the target, classified the way the model classifies it.
+"""What a client sees: one connection to the target, classified in the model's words.
 
-:func:`probe` connects to ``host:port``, sends a request and waits (bounded) for the first bytes.
-The outcome is one of :class:`ClientOutcome`: a response, a reset (K8: the queue it sat in was
-closed), refused (nothing listens), a timeout (a SYN dropped on a full queue, K14, or a queue
-nobody serves, B6/B7), or closed without a byte.
+Two ways to be a client, one vocabulary, the model's
+:class:`~forkshare.model.observation.Outcome` (observe imports nothing else of the model):
+
+* :class:`Client` is the verifier's: it connects to 127.0.0.1:PORT (the handshake completes in the
+  kernel, before any accept, K12), may send its request, may close, and is polled for its outcome
+  without ever blocking, so one process can hold many while the target is stepped;
+* :func:`probe` is the one-shot of ``forkshare trace``: connect, send, wait (bounded) for the first
+  bytes, close.
+
+Outcomes: bytes from the server = ``served`` (a :class:`Client` also waits for them to start with
+``HTTP/`` or for the server to close after them); ECONNRESET (or EPIPE, ECONNABORTED) = ``reset``
+(K8: the queue it sat in was closed); EOF without a byte = ``closed``; ECONNREFUSED = ``refused``
+(nothing listens); a connect that does not complete, or for :func:`probe` a first byte that does
+not come, = ``timeout`` (a SYN dropped on a full queue, K14, or a queue nobody serves, B6/B7).
 """
 
 from __future__ import annotations
 
-import enum
+import errno
 import socket
 from dataclasses import dataclass
 
 from forkshare.conformance.observe.procfs import Endpoint
+from forkshare.model.observation import Outcome
 
-HTTP_REQUEST = b"GET / HTTP/1.0\r\nHost: forkshare\r\n\r\n"
+REQUEST = b"GET / HTTP/1.1\r\nHost: forkshare\r\nConnection: close\r\n\r\n"
+CONNECT_TIMEOUT = 1.0
+"""Seconds a :class:`Client` waits for its handshake before its outcome is ``timeout``."""
+
+_RESETS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
 
-class ClientOutcome(enum.StrEnum):
-    """What one client connection experienced."""
+def _failed(error: OSError) -> str:
+    """The outcome of a send or receive that failed with ``error``."""
+    return Outcome.RESET if error.errno in _RESETS else Outcome.CLOSED
 
-    RESPONSE = "response"
-    RESET = "reset"
-    REFUSED = "refused"
-    TIMEOUT = "timeout"
-    CLOSED = "closed"
+
+class Client:
+    """One client connection, polled for its outcome (see the module docstring)."""
+
+    def __init__(self, port: int) -> None:
+        """Connect now; a refusal or a timeout is recorded, not raised."""
+        self.sock: socket.socket | None = None
+        self.local: Endpoint | None = None
+        self.final: str | None = None
+        self.received = b""
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=CONNECT_TIMEOUT)
+        except ConnectionRefusedError:
+            self.final = Outcome.REFUSED
+            return
+        except TimeoutError:
+            self.final = Outcome.TIMEOUT
+            return
+        sock.setblocking(False)
+        host, local_port = sock.getsockname()[:2]
+        self.sock, self.local = sock, Endpoint(host, local_port)
+
+    def send_request(self) -> None:
+        """Send the request (a reset already received is kept for :meth:`outcome`)."""
+        if self.sock is None:
+            return
+        try:
+            self.sock.send(REQUEST)
+        except OSError as error:
+            self._finish(_failed(error))
+
+    def close(self) -> None:
+        """The client gives up: closed, whatever happened before."""
+        self._finish(Outcome.CLOSED)
+
+    def outcome(self) -> str:
+        """What the client has seen so far (reads whatever arrived, never blocks)."""
+        while self.final is None and self.sock is not None:
+            try:
+                chunk = self.sock.recv(4096)
+            except BlockingIOError:
+                break
+            except OSError as error:
+                self._finish(_failed(error))
+                break
+            if not chunk:
+                self._finish(Outcome.SERVED if self.received else Outcome.CLOSED)
+                break
+            self.received += chunk
+        if self.final is None and self.received.startswith(b"HTTP/"):
+            return Outcome.SERVED
+        return self.final or Outcome.PENDING
+
+    def _finish(self, outcome: str) -> None:
+        if self.final is None:
+            self.final = outcome
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +102,21 @@ class ClientResult:
     """One probe's outcome.
 
     Attributes:
-        outcome: what the client saw.
+        outcome: what the client saw, an :class:`~forkshare.model.observation.Outcome` value
+            (never ``pending``: a probe waits for a verdict).
         local: the client's own address (the key for
-            :func:`~forkshare.conformance.observe.observer.who_accepted`), None if it never connected.
+            :func:`~forkshare.conformance.observe.observer.who_accepted`), None if it never
+            connected.
         first_bytes: up to 4096 bytes of the response, empty otherwise.
     """
 
-    outcome: ClientOutcome
+    outcome: str
     local: Endpoint | None
     first_bytes: bytes
 
 
 def probe(
-    port: int, *, host: str = "127.0.0.1", request: bytes = HTTP_REQUEST, timeout: float = 2.0
+    port: int, *, host: str = "127.0.0.1", request: bytes = REQUEST, timeout: float = 2.0
 ) -> ClientResult:
     """Connect, send ``request`` and wait up to ``timeout`` seconds for the first bytes, then close.
 
@@ -59,12 +131,12 @@ def probe(
         if request:
             sock.sendall(request)
         data = sock.recv(4096)
-        return ClientResult(ClientOutcome.RESPONSE if data else ClientOutcome.CLOSED, local, data)
+        return ClientResult(Outcome.SERVED if data else Outcome.CLOSED, local, data)
     except ConnectionRefusedError:
-        return ClientResult(ClientOutcome.REFUSED, local, b"")
+        return ClientResult(Outcome.REFUSED, local, b"")
     except (ConnectionResetError, BrokenPipeError):
-        return ClientResult(ClientOutcome.RESET, local, b"")
+        return ClientResult(Outcome.RESET, local, b"")
     except TimeoutError:
-        return ClientResult(ClientOutcome.TIMEOUT, local, b"")
+        return ClientResult(Outcome.TIMEOUT, local, b"")
     finally:
         sock.close()

@@ -1,15 +1,17 @@
-"""Launching a target server and waiting, bounded, until /proc shows it ready.
+"""Launching a server and waiting, bounded, until /proc shows it ready: the one launcher.
 
 :func:`launch` starts a command in its own process group (:class:`ProcessGroup`) and waits until
 something listens on the given port; :class:`RunningTarget` then takes snapshots and waits for
 idle workers. A target that exits or never listens raises :class:`TargetFailedToStartError`
-(exit 3) quoting its stderr. Used by ``forkshare trace``, the tests and the verifier.
+(exit 3) quoting its stderr. Every part that starts a server goes through it: the verifier, the
+tracer (through :class:`ProcessGroup` and :func:`is_listening`), the server benchmark
+(``forkshare bench``) and the tests (``tests/impl/serverproc.py``, ``tests/conformance``).
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +22,9 @@ from forkshare.conformance.observe.errors import (
     TargetFailedToStartError,
     WaitTimedOutError,
 )
-from forkshare.conformance.observe.observer import Role, ServerSnapshot, snapshot
+from forkshare.conformance.observe.observer import ServerSnapshot, snapshot
 from forkshare.conformance.observe.process_group import ProcessGroup
+from forkshare.conformance.observe.role import Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +76,10 @@ def launch(
     timeout: float = 10.0,
     env: Mapping[str, str] | None = None,
     output_dir: str | Path | None = None,
+    preexec: Callable[[], None] | None = None,
 ) -> RunningTarget:
-    """Start ``argv`` in a new process group and wait until something listens on ``port``.
+    """Start ``argv`` in a new process group and wait until something listens on ``port``
+    (``env``, ``output_dir`` and ``preexec`` go to :class:`ProcessGroup`).
 
     Raises:
         PortInUseError: when something already listens on ``port``.
@@ -87,7 +92,7 @@ def launch(
             "choose another port"
         )
     try:
-        group = ProcessGroup(argv, env=env, output_dir=output_dir)
+        group = ProcessGroup(argv, env=env, output_dir=output_dir, preexec=preexec)
     except OSError as error:
         raise TargetFailedToStartError(f"cannot run {argv[0]!r}: {error}") from None
     try:

@@ -40,7 +40,6 @@ Discussion:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,18 +51,11 @@ from forkshare.conformance.observe.errors import (
     ProcAccessDeniedError,
 )
 from forkshare.conformance.observe.procfs import PROC, Endpoint, ListenCounters, TcpRow, TcpState
+from forkshare.conformance.observe.role import Role
 
 # K12: a child in the accept queue has no struct socket yet, so its row shows inode 0; it is
 # ESTABLISHED, or CLOSE_WAIT when the client already closed. SYN_RECV rows are handshakes.
 _QUEUED_STATES = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.SYN_RECV})
-
-
-class Role(enum.StrEnum):
-    """A process's place in the server, read from the process tree (see the module Discussion)."""
-
-    MASTER = "master"
-    WORKER = "worker"
-    ORPHAN = "orphan"
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -44,8 +44,13 @@ class ProcessGroup:
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
         output_dir: str | Path | None = None,
+        preexec: Callable[[], None] | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         """Start ``argv`` with ``start_new_session=True``.
+
+        ``preexec`` runs in the child before ``exec`` (e.g. to lower a resource limit);
+        ``pass_fds`` are descriptors the command inherits (e.g. a socket-activated listener).
 
         Raises:
             FileNotFoundError: when the program does not exist (callers map it to their errors).
@@ -64,6 +69,8 @@ class ProcessGroup:
                 env=None if env is None else dict(env),
                 cwd=cwd,
                 start_new_session=True,
+                preexec_fn=preexec,
+                pass_fds=tuple(pass_fds),
             )
         self._started_after = _boot_ticks_now()
 

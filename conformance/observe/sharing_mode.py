@@ -32,7 +32,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from forkshare.conformance.observe.observer import ProcessView, Role, ServerSnapshot
+from forkshare.conformance.observe.observer import ProcessView, ServerSnapshot
+from forkshare.conformance.observe.role import Role
 
 # DOMAIN §8: what an idle worker sleeps in. Suffixes like ".constprop.0" vary by kernel build.
 _BLOCKING_WCHAN = ("inet_csk_accept",)

@@ -21,13 +21,14 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from forkshare.conformance.observe.role import Role
 from forkshare.conformance.strace.errors import ToolMissingError
 from forkshare.conformance.strace.strace_log import Syscall
 from forkshare.conformance.strace.strace_run import TracedRun, run_under_strace
-from forkshare.conformance.strace.syscall_trace import TracedProcess, TraceRole
+from forkshare.conformance.strace.syscall_trace import TracedProcess
 from forkshare.errors import ForkshareError
 
-_ROLE_ORDER = (TraceRole.LAUNCHER, TraceRole.MASTER, TraceRole.WORKER)
+_ROLE_ORDER = (Role.LAUNCHER, Role.MASTER, Role.WORKER)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +93,7 @@ def print_report(command: list[str], run: TracedRun, console: Console) -> None:
     for role in _ROLE_ORDER:
         for process in analysis.with_role(role):
             _print_process(process, console)
-    helpers = analysis.with_role(TraceRole.HELPER)
+    helpers = analysis.with_role(Role.HELPER)
     if helpers:
         console.print(f"\n{len(helpers)} helper process(es) (exited before the server listened)")
     if run.clients:

@@ -35,11 +35,11 @@ Discussion:
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from forkshare.conformance.observe.role import Role
 from forkshare.conformance.strace.strace_log import ProcessExit, StraceEvent, Syscall
 
 _FORK_CALLS = frozenset({"clone", "clone3", "fork", "vfork"})
@@ -54,15 +54,6 @@ _ADDR = re.compile(
 _EPOLL_ARGS = re.compile(r"\s*(?P<epfd>\d+),\s*(?P<op>EPOLL_CTL_\w+),\s*(?P<fd>\d+)")
 _EXECVE_PATH = re.compile(r'\s*"(?P<path>[^"]*)"')
 _INTERESTING_PRCTL = ("PR_SET_PDEATHSIG", "PR_SET_CHILD_SUBREAPER")
-
-
-class TraceRole(enum.StrEnum):
-    """A traced process's part in the server (see the module Discussion)."""
-
-    LAUNCHER = "launcher"
-    MASTER = "master"
-    WORKER = "worker"
-    HELPER = "helper"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +99,7 @@ class TracedProcess:
 
     pid: int
     parent: int | None
-    role: TraceRole
+    role: Role
     program: str
     calls: tuple[Syscall, ...]
     accepts: dict[str, int]
@@ -127,9 +118,9 @@ class TraceAnalysis:
     @property
     def master(self) -> TracedProcess | None:
         """The master process, or None when the trace has no process."""
-        return next((p for p in self.processes if p.role == TraceRole.MASTER), None)
+        return next((p for p in self.processes if p.role == Role.MASTER), None)
 
-    def with_role(self, role: TraceRole) -> tuple[TracedProcess, ...]:
+    def with_role(self, role: Role) -> tuple[TracedProcess, ...]:
         """The processes with ``role``, in order of appearance."""
         return tuple(p for p in self.processes if p.role == role)
 
@@ -324,22 +315,22 @@ def _find_master(events: tuple[StraceEvent, ...], tree: _Tree, first_listen: int
 
 def _roles(
     events: tuple[StraceEvent, ...], tree: _Tree, first_listen: int | None
-) -> dict[int, TraceRole]:
+) -> dict[int, Role]:
     if not tree.order:
         return {}
     master = _find_master(events, tree, first_listen)
-    roles = dict.fromkeys(tree.order, TraceRole.HELPER)
+    roles = dict.fromkeys(tree.order, Role.HELPER)
     ancestor = tree.parent.get(master)
     while ancestor is not None:
-        roles[ancestor] = TraceRole.LAUNCHER
+        roles[ancestor] = Role.LAUNCHER
         ancestor = tree.parent.get(ancestor)
-    roles[master] = TraceRole.MASTER
+    roles[master] = Role.MASTER
     for child in _candidates(master, tree, first_listen):
-        roles[child] = TraceRole.WORKER
+        roles[child] = Role.WORKER
     for pid in tree.order:  # a worker's descendants act for it (e.g. a worker's own fork)
         parent = tree.parent.get(pid)
-        if parent is not None and roles.get(parent) == TraceRole.WORKER:
-            roles[pid] = TraceRole.WORKER
+        if parent is not None and roles.get(parent) == Role.WORKER:
+            roles[pid] = Role.WORKER
     return roles
 
 
@@ -434,12 +425,12 @@ def _verdicts(
 
 def _master_listens_before_fork(processes: tuple[TracedProcess, ...], tree: _Tree) -> RuleVerdict:
     rule = "master_listens_before_fork"
-    master = next((p for p in processes if p.role == TraceRole.MASTER), None)
-    upstream = {p.pid for p in processes if p.role in (TraceRole.MASTER, TraceRole.LAUNCHER)}
+    master = next((p for p in processes if p.role == Role.MASTER), None)
+    upstream = {p.pid for p in processes if p.role in (Role.MASTER, Role.LAUNCHER)}
     listens = [c for p in processes if p.pid in upstream for c in p.calls if c.name == "listen"]
     if master is None or not listens:
         return RuleVerdict(rule, False, ("no listen() by the master or a launcher",))
-    workers = [p.pid for p in processes if p.role == TraceRole.WORKER and p.parent == master.pid]
+    workers = [p.pid for p in processes if p.role == Role.WORKER and p.parent == master.pid]
     first_fork = min((tree.forked_at[w] for w in workers if w in tree.forked_at), default=None)
     late = [c for c in listens if first_fork is not None and c.index > first_fork]
     if late:
@@ -458,11 +449,11 @@ def _workers_never_bind(processes: tuple[TracedProcess, ...]) -> RuleVerdict:
     offending = [
         f"{c.time} worker {p.pid}: {c}"
         for p in processes
-        if p.role == TraceRole.WORKER
+        if p.role == Role.WORKER
         for c in p.calls
         if c.name == "listen" or (c.name == "bind" and _INET_FAMILY.search(c.args))
     ]
     if offending:
         return RuleVerdict(rule, False, tuple(offending))
-    workers = sum(p.role == TraceRole.WORKER for p in processes)
+    workers = sum(p.role == Role.WORKER for p in processes)
     return RuleVerdict(rule, True, (f"none of {workers} worker(s) called bind() or listen()",))

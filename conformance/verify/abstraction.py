@@ -5,8 +5,9 @@ sockets by sid; /proc names them by real pid and inode. Neither numbering means 
 other, so both sides are projected onto one :class:`Abstract` record, and conformance after a step
 is a membership test: ``abstract_of_target in {abstract(observe(s)) for s in candidates}``.
 
-The record keeps, for every live process, its role (``master``, ``worker``, or ``orphan``: a
-worker whose master is gone), whether it is stopped and how many listening sockets it holds a
+The record keeps, for every live process, its :class:`~forkshare.conformance.observe.role.Role`
+(master, worker, or orphan: a worker whose master is gone; :func:`role_of` is the one place the
+model's roles are mapped onto it), whether it is stopped and how many listening sockets it holds a
 descriptor for; the accept-queue length of every listening socket on the port; and, per client
 in connection order, what the client saw (``pending``, ``served``, ``closed``, ``reset``,
 ``refused``, ``timeout``) and the role of the process owning its accepted connection (empty while
@@ -42,25 +43,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forkshare.conformance.observe.role import Role
+from forkshare.model import state as model
 from forkshare.model.observation import Outcome, observe
-from forkshare.model.state import Fate, Role, System
+from forkshare.model.state import Fate, System
 
-MASTER, WORKER, ORPHAN = "master", "worker", "orphan"
-
-ProcessFacts = tuple[str, bool, int]
+ProcessFacts = tuple[Role, bool, int]
 """(role, stopped, listening sockets held; 0 or 1 for workers and orphans)."""
 
 
-def facts(role: str, stopped: bool, held: int, passfd: bool = False) -> ProcessFacts:
+def facts(role: Role, stopped: bool, held: int, passfd: bool = False) -> ProcessFacts:
     """One process's entry in the record (see Discussion for the clipping; in passfd mode a
     worker's listening descriptors are not compared at all)."""
-    if role == MASTER:
+    if role is Role.MASTER:
         return (role, stopped, held)
     return (role, stopped, 0 if passfd else min(held, 1))
 
 
 ClientFacts = tuple[str, str]
 """(outcome, role of the owner or "")."""
+
+
+def role_of(state: System, pid: int) -> Role:
+    """The role of live model process ``pid`` as the observer names it: the model's master is a
+    master, its worker a worker, or an orphan once its master is gone (N3).
+
+    Raises:
+        ValueError: ``state`` has no process ``pid`` (a caller's bug: pids come from ``state``).
+    """
+    proc = state.process(pid)
+    if proc is None:
+        raise ValueError(f"model state has no process {pid}")
+    if proc.role is model.Role.MASTER:
+        return Role.MASTER
+    return Role.ORPHAN if state.is_orphan(proc) else Role.WORKER
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -89,7 +105,7 @@ def of_state(state: System, passfd: bool = False) -> Abstract:
     """The record of a model state (through :func:`~forkshare.model.observation.observe`);
     ``passfd``: the configuration's mode is passfd (see Discussion)."""
     view = observe(state)
-    roles = {p.pid: _model_role(state, p.pid) for p in view.processes}
+    roles = {p.pid: role_of(state, p.pid) for p in view.processes}
     return Abstract(
         processes=tuple(
             sorted(
@@ -100,7 +116,10 @@ def of_state(state: System, passfd: bool = False) -> Abstract:
         ),
         queues=tuple(sorted(lst.queued for lst in view.listeners if lst.listening)),
         clients=tuple(
-            (_seen_by_client(state, c.cid, c.outcome), roles.get(c.owner, "") if c.owner else "")
+            (
+                _seen_by_client(state, c.cid, c.outcome),
+                str(roles.get(c.owner, "")) if c.owner else "",
+            )
             for c in view.clients
         ),
     )
@@ -111,11 +130,3 @@ def _seen_by_client(state: System, cid: int, outcome: str) -> str:
     if conn.fate is Fate.RESET and not conn.requested:
         return Outcome.CLOSED  # FIN, not RST: nothing unread (see Discussion)
     return outcome
-
-
-def _model_role(state: System, pid: int) -> str:
-    proc = state.process(pid)
-    assert proc is not None
-    if proc.role is Role.MASTER:
-        return MASTER
-    return ORPHAN if state.is_orphan(proc) else WORKER

@@ -70,10 +70,14 @@ class Backend(Protocol):
     drives_internal: bool
     """True when the model chooses internal actions (pure model); False when a real server does."""
 
-    def perform(self, step: Step, states: frozenset[System]) -> None:
+    def perform(self, step: Step, states: frozenset[System]) -> bool:
         """Perform environment ``step`` on the target (``states``: the model's states before it).
 
         ``SETTLE`` is performed too: nothing to do but note that time passes.
+
+        Returns:
+            False when the process the step targets is already gone on the target (a signal to
+            it would be ESRCH), so the step reached no one; True otherwise.
         """
 
     def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
@@ -91,8 +95,9 @@ class ModelBackend:
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    def perform(self, step: Step, states: frozenset[System]) -> None:
+    def perform(self, step: Step, states: frozenset[System]) -> bool:
         """Nothing to perform: the model is all there is."""
+        return True
 
     def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
         """Every candidate is allowed (the caller has already drawn one)."""
@@ -115,8 +120,9 @@ def enabled_arguments(
     return sorted(found)
 
 
-def internal_closure(config: Config, states: frozenset[System]) -> frozenset[System]:
-    """Every state reachable from ``states`` by internal actions only (bounded by MAX_CLOSURE)."""
+def internal_closure(config: Config, states: frozenset[System]) -> frozenset[System] | None:
+    """Every state reachable from ``states`` by internal actions only, or None when that is more
+    than :data:`MAX_CLOSURE` states (a runaway model)."""
     seen = set(states)
     frontier = list(states)
     while frontier:
@@ -130,7 +136,7 @@ def internal_closure(config: Config, states: frozenset[System]) -> frozenset[Sys
                         seen.add(succ)
                         frontier.append(succ)
         if len(seen) > MAX_CLOSURE:
-            raise AssertionError(f"internal closure exceeded {MAX_CLOSURE} states")
+            return None
     return frozenset(seen)
 
 
@@ -175,7 +181,7 @@ class ForkshareMachine(RuleBasedStateMachine):
         if not self.backend.drives_internal:
             self.steps.append(SETTLE)
             self.backend.perform(SETTLE, self.states)
-            self.states = self.backend.allowed(internal_closure(self.config, self.states))
+            self.states = self.backend.allowed(self.closure(self.states))
             if not self.states:
                 raise NonconformanceError(
                     MISMATCH,
@@ -204,7 +210,7 @@ class ForkshareMachine(RuleBasedStateMachine):
         args = data.draw(st.sampled_from(enabled_arguments(self.config, action, self.states)))
         step: Step = (action.name, args)
         self.steps.append(step)
-        if action.kind is Kind.ENVIRONMENT and not self._perform(step):
+        if action.kind is Kind.ENVIRONMENT and not self.backend.perform(step, self.states):
             # The process it targets has already gone on the real server (a signal to it would
             # be ESRCH): only the candidates where the action was not enabled are still
             # possible, and nothing changed in them.
@@ -225,7 +231,7 @@ class ForkshareMachine(RuleBasedStateMachine):
         if self.backend.drives_internal:
             self.states = frozenset({data.draw(st.sampled_from(sorted(successors, key=repr)))})
         else:
-            candidates = internal_closure(self.config, successors)
+            candidates = self.closure(successors)
             self.states = self.backend.allowed(candidates)
             if not self.states:
                 raise NonconformanceError(
@@ -235,13 +241,16 @@ class ForkshareMachine(RuleBasedStateMachine):
                 )
         self._record()
 
-    def _perform(self, step: Step) -> bool:
-        """Perform an environment step on the backend; False when its target process is gone."""
-        try:
-            self.backend.perform(step, self.states)
-        except LookupError:
-            return False
-        return True
+    def closure(self, states: frozenset[System]) -> frozenset[System]:
+        """:func:`internal_closure` of ``states``; a runaway model fails the run (a model bug).
+
+        Raises:
+            AssertionError: more than :data:`MAX_CLOSURE` states are reachable.
+        """
+        closed = internal_closure(self.config, states)
+        if closed is None:
+            raise AssertionError(f"internal closure exceeded {MAX_CLOSURE} states")
+        return closed
 
     def is_enabled(self, action: Action) -> bool:
         """True when ``action`` may fire in some candidate state (and the backend lets us choose)."""

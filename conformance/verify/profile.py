@@ -208,12 +208,12 @@ def parse_signal(text: str, what: str) -> signal.Signals:
         ProfileError: not a signal name or number.
     """
     name = text.upper()
-    if name.isdigit():
-        try:
-            return signal.Signals(int(name))
-        except ValueError:
-            pass
-    try:
-        return signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
-    except KeyError:
-        raise ProfileError(f"{what} = {text!r} is not a signal name such as HUP or QUIT") from None
+    if name.isdigit() and int(name) in _SIGNAL_NUMBERS:
+        return signal.Signals(int(name))
+    key = name if name.startswith("SIG") else f"SIG{name}"
+    if key not in signal.Signals.__members__:
+        raise ProfileError(f"{what} = {text!r} is not a signal name such as HUP or QUIT")
+    return signal.Signals[key]
+
+
+_SIGNAL_NUMBERS = frozenset(member.value for member in signal.Signals)

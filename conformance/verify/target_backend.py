@@ -1,10 +1,12 @@
 """A real server behind the state machine: environment actions performed on it, /proc compared.
 
-:class:`TargetBackend` implements :class:`~forkshare.conformance.verify.machine.Backend`. ``start_master``
-launches the target (in its own process group, on a fresh port); ``connect``, ``send_request`` and
-``close_connection`` use :class:`~forkshare.conformance.observe.clients.Client`; the other environment
-actions are signals (SIGKILL, SIGSTOP, SIGCONT to a worker; the profile's reload, graceful, fast,
-upgrade signals or SIGKILL to a master). After each step :meth:`TargetBackend.allowed` polls /proc
+:class:`TargetBackend` implements :class:`~forkshare.conformance.verify.machine.Backend`. How each
+environment action of the model is performed is found in one table, :data:`PERFORMERS`, keyed by
+the action's name: ``start_master`` launches the target (in its own process group, on a fresh
+port); ``connect``, ``send_request`` and ``close_connection`` use
+:class:`~forkshare.conformance.observe.client.Client`; the other environment actions are signals
+(SIGKILL, SIGSTOP, SIGCONT to a worker; the profile's reload, graceful, fast, upgrade signals or
+SIGKILL to a master). After each step :meth:`TargetBackend.allowed` polls /proc
 until the target's :class:`~forkshare.conformance.verify.abstraction.Abstract` record is one the model
 allows and has stayed the same for a quiet window, or until a deadline.
 
@@ -31,10 +33,11 @@ import os
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forkshare.conformance.observe.clients import Client
+from forkshare.conformance.observe.client import Client
 from forkshare.conformance.observe.deadline import wait_until
 from forkshare.conformance.observe.errors import (
     NoSuchProcessError,
@@ -42,24 +45,22 @@ from forkshare.conformance.observe.errors import (
     ProcAccessDeniedError,
 )
 from forkshare.conformance.observe.launch import RunningTarget, free_port, launch
-from forkshare.conformance.observe.observer import Role, ServerSnapshot, snapshot, who_accepted
+from forkshare.conformance.observe.observer import ServerSnapshot, snapshot, who_accepted
 from forkshare.conformance.observe.procfs import TcpState, read_stat, read_tcp_table
+from forkshare.conformance.observe.role import Role
 from forkshare.conformance.verify.abstraction import (
-    MASTER,
-    ORPHAN,
-    WORKER,
     Abstract,
+    ProcessFacts,
     facts,
     of_state,
+    role_of,
 )
-from forkshare.conformance.verify.machine import Step
+from forkshare.conformance.verify.machine import SETTLE, Step
 from forkshare.conformance.verify.profile import Profile
 from forkshare.conformance.verify.target import command_line, trace_path
 from forkshare.model.config import Config, Mode
 from forkshare.model.observation import Outcome
 from forkshare.model.state import System
-
-_ROLES = {Role.MASTER: MASTER, Role.WORKER: WORKER, Role.ORPHAN: ORPHAN}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,26 +121,28 @@ class TargetBackend:
 
     # ------------------------------------------------------------------ actions
 
-    def perform(self, step: Step, states: frozenset[System]) -> None:
-        """Perform environment ``step`` on the target.
+    def perform(self, step: Step, states: frozenset[System]) -> bool:
+        """Perform environment ``step`` on the target with its :data:`PERFORMERS` entry.
+
+        Returns:
+            False when the process the step targets has no real counterpart any more (a signal
+            to it would reach no one); True otherwise.
 
         Raises:
             TargetFailedToStartError: ``start_master`` could not start the target (exit 3).
         """
         self._step = step
         name, args = step
-        if name == "start_master":
-            self._start()
-        elif name == "connect":
-            self.clients.append(Client(self.port))
-        elif name == "send_request":
-            self.clients[args[0]].send_request()
-        elif name == "close_connection":
-            self.clients[args[0]].close()
-        elif name != "settle":
-            self._signal(name, self.real_pid(args[0], states))
+        if step == SETTLE:
+            return True
+        return PERFORMERS[name](self, args, states)
 
-    def _start(self) -> None:
+    def start(self) -> RunningTarget:
+        """Launch the target on the backend's port, in a fresh scratch directory.
+
+        Raises:
+            TargetFailedToStartError: the target did not start (exit 3).
+        """
         directory = Path(tempfile.mkdtemp(prefix="forkshare-verify-", dir=self.base))
         argv = command_line(self.profile, self.port, self.config.workers, directory)
         target = launch(argv, self.port, output_dir=directory)
@@ -147,45 +150,35 @@ class TargetBackend:
         trace = trace_path(self.profile, self.port, self.config.workers, directory)
         if trace is not None:
             self.trace_files.append(trace)
+        return target
 
-    def _signal(self, name: str, pid: int) -> None:
-        signum = {
-            "kill_worker": signal.SIGKILL,
-            "stop_worker": signal.SIGSTOP,
-            "continue_worker": signal.SIGCONT,
-            "kill_master": signal.SIGKILL,
-            "reload": self.profile.reload_signal,
-            "graceful_shutdown": self.profile.graceful_signal,
-            "fast_shutdown": self.profile.fast_signal,
-            "upgrade": self.profile.upgrade_signal or signal.SIGUSR2,
-        }[name]
+    def send_signal(self, signum: int, pid: int) -> None:
+        """Send ``signum`` to real process ``pid`` (gone already: nothing to do); a master we
+        SIGKILL is reaped, since we are its parent."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        if name == "kill_master" and self.live is not None and pid == self.live.target.group.pid:
-            self.live.target.group.process.wait()  # reap it: we are its parent
+        live = self.live
+        if signum == signal.SIGKILL and live is not None and pid == live.target.group.pid:
+            live.target.group.process.wait()
 
-    def real_pid(self, model_pid: int, states: frozenset[System]) -> int:
-        """The real process playing model process ``model_pid`` (see Discussion).
-
-        Raises:
-            LookupError: the target has no process in that category (the machine then treats the
-                step as a signal that reached no process).
-        """
+    def real_pid(self, model_pid: int, states: frozenset[System]) -> int | None:
+        """The real process playing model process ``model_pid`` (see Discussion), or None when
+        the target has no process in that category (the step's signal would reach no one)."""
         for state in sorted(states, key=repr):
             proc = state.process(model_pid)
             if proc is None or not proc.is_alive:
                 continue
-            category = (of_role(state, model_pid), proc.stopped)
+            category = (role_of(state, model_pid), proc.stopped)
             peers = sorted(
                 p.pid
                 for p in state.processes
-                if p.is_alive and (of_role(state, p.pid), p.stopped) == category
+                if p.is_alive and (role_of(state, p.pid), p.stopped) == category
             )
             real = sorted(pid for pid, facts in self.processes().items() if facts[:2] == category)
             index = peers.index(model_pid)
             if index < len(real):
                 return real[index]
-        raise LookupError(f"no real process plays model process {model_pid}")
+        return None
 
     # ------------------------------------------------------------------ observation
 
@@ -223,39 +216,37 @@ class TargetBackend:
             clients=tuple(self._client(c, processes) for c in self.clients),
         )
 
-    def _client(
-        self, client: Client, processes: dict[int, tuple[str, bool, int]]
-    ) -> tuple[str, str]:
+    def _client(self, client: Client, processes: dict[int, ProcessFacts]) -> tuple[str, str]:
         outcome = client.outcome()
         if outcome != Outcome.PENDING or client.local is None:
             return (outcome, "")
         owner = who_accepted(client.local.port, server_port=self.port)
         if owner is None:
             return (outcome, "")
-        return (outcome, processes[owner][0] if owner in processes else WORKER)
+        return (outcome, str(processes[owner][0] if owner in processes else Role.WORKER))
 
-    def processes(self) -> dict[int, tuple[str, bool, int]]:
+    def processes(self) -> dict[int, ProcessFacts]:
         """Live processes of the target: pid → (role, stopped, listening sockets held)."""
         live = self.live
         if live is None:
             return {}
         snap = self._snapshot(live)
-        found: dict[int, tuple[str, bool, int]] = {}
+        found: dict[int, ProcessFacts] = {}
         if snap is not None:
             for view in snap.processes:
                 if view.state in ("Z", "X"):
                     continue
-                role = _ROLES.get(view.role, WORKER)
-                if role == MASTER:
+                if view.role is Role.MASTER:
                     live.masters.add(view.pid)
                 found[view.pid] = facts(
-                    role, view.state in ("T", "t"), len(view.held_inodes), self._passfd
+                    view.role, view.state in ("T", "t"), len(view.held_inodes), self._passfd
                 )
         for pid in live.seen - set(found):
             stat = read_stat(pid)
             if stat is None or stat.state in ("Z", "X"):
                 continue
-            role = MASTER if pid in live.masters else (ORPHAN if stat.ppid == 1 else WORKER)
+            orphan_or_worker = Role.ORPHAN if stat.ppid == 1 else Role.WORKER
+            role = Role.MASTER if pid in live.masters else orphan_or_worker
             found[pid] = facts(role, stat.state in ("T", "t"), 0, self._passfd)
         live.seen |= set(found)
         return found
@@ -277,15 +268,6 @@ class TargetBackend:
         if self.live is not None:
             with contextlib.suppress(ProcessLookupError):
                 self.live.target.group.stop(grace=1.0, extra_pids=tuple(self.live.seen))
-
-
-def of_role(state: System, pid: int) -> str:
-    """The abstract role of model process ``pid`` (master, worker or orphan)."""
-    proc = state.process(pid)
-    assert proc is not None
-    if proc.is_master:
-        return MASTER
-    return ORPHAN if state.is_orphan(proc) else WORKER
 
 
 HOLDER = -1
@@ -310,13 +292,13 @@ def resolve(
     )
     backend.registered = real
     workers = sorted(
-        pid for pid, facts in backend.processes().items() if facts[:2] == (WORKER, False)
+        pid for pid, facts in backend.processes().items() if facts[:2] == (Role.WORKER, False)
     )
     state = min(states, key=repr)
     peers = sorted(
         p.pid
         for p in state.processes
-        if p.is_alive and not p.stopped and of_role(state, p.pid) == WORKER
+        if p.is_alive and not p.stopped and role_of(state, p.pid) is Role.WORKER
     )
     model = peers[workers.index(real)]
     return tuple(model if a == HOLDER else a for a in args)
@@ -358,3 +340,63 @@ def stall_finding(
         f"a stopped mutex holder stalls every accept: observed (client queued {hold:.1f} s, "
         f"queue {max(record.queues)}); the model allows it (the stopped holder keeps the mutex)"
     )
+
+
+# ------------------------------------------------------------------ the performers
+
+Performer = Callable[[TargetBackend, tuple[int, ...], frozenset[System]], bool]
+"""Performs one environment action on the target: (backend, the action's arguments, the model's
+states before it) -> False when the process it targets has no real counterpart."""
+
+
+def _start_master(backend: TargetBackend, args: tuple[int, ...], states: frozenset[System]) -> bool:
+    backend.start()
+    return True
+
+
+def _connect(backend: TargetBackend, args: tuple[int, ...], states: frozenset[System]) -> bool:
+    backend.clients.append(Client(backend.port))
+    return True
+
+
+def _send_request(backend: TargetBackend, args: tuple[int, ...], states: frozenset[System]) -> bool:
+    backend.clients[args[0]].send_request()  # the model's cid is the client's index
+    return True
+
+
+def _close_connection(
+    backend: TargetBackend, args: tuple[int, ...], states: frozenset[System]
+) -> bool:
+    backend.clients[args[0]].close()
+    return True
+
+
+def _signal(signal_of: Callable[[Profile], int]) -> Performer:
+    """A performer sending ``signal_of(profile)`` to the real process playing ``args[0]``."""
+
+    def perform(backend: TargetBackend, args: tuple[int, ...], states: frozenset[System]) -> bool:
+        pid = backend.real_pid(args[0], states)
+        if pid is None:
+            return False
+        backend.send_signal(signal_of(backend.profile), pid)
+        return True
+
+    return perform
+
+
+PERFORMERS: dict[str, Performer] = {
+    "start_master": _start_master,
+    "connect": _connect,
+    "send_request": _send_request,
+    "close_connection": _close_connection,
+    "kill_worker": _signal(lambda _: signal.SIGKILL),
+    "stop_worker": _signal(lambda _: signal.SIGSTOP),
+    "continue_worker": _signal(lambda _: signal.SIGCONT),
+    "reload": _signal(lambda profile: profile.reload_signal),
+    "graceful_shutdown": _signal(lambda profile: profile.graceful_signal),
+    "fast_shutdown": _signal(lambda profile: profile.fast_signal),
+    "upgrade": _signal(lambda profile: profile.upgrade_signal or signal.SIGUSR2),
+    "kill_master": _signal(lambda _: signal.SIGKILL),
+}
+"""How each environment action of :data:`~forkshare.model.actions.ACTIONS` is performed on a real
+target, by the action's name (a test ties the keys to the model's environment actions)."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forkshare.conformance.observe.role import Role
 from forkshare.model.config import Mode
 
 CHECKS = (
@@ -107,7 +108,7 @@ class _Checker:
 
     def on_fork(self, event: dict[str, Any]) -> None:
         self.forked = True
-        (self.workers if event.get("role") == "worker" else self.masters).add(event["child"])
+        (self.workers if event.get("role") == Role.WORKER else self.masters).add(event["child"])
 
     def on_accept(self, event: dict[str, Any]) -> None:
         by_master = event["pid"] in self.masters
@@ -115,7 +116,7 @@ class _Checker:
             self.problem(
                 "master_never_accepts",
                 event,
-                "accepted but is a " + ("master" if by_master else "worker"),
+                f"accepted but is a {Role.MASTER if by_master else Role.WORKER}",
             )
         if self.inodes and event["inode"] not in self.inodes:
             self.problem(

@@ -9,11 +9,14 @@ same backend (the scenarios of :mod:`~forkshare.conformance.verify.scenarios` an
 
 Discussion:
     *Naming the property behind a mismatch.* When no model state matches what the target shows,
-    the steps and the records observed are replayed through the model under each *variant* of
-    the claimed configuration (the other parent-death policy, private reuseport sockets, a mutex
-    nobody force-unlocks, rebinding on reload). A variant that explains every observation names
-    the property the target breaks: the invariant that variant is known to violate. Only when no
-    variant explains it is the verdict the generic ``observation_matches_model``.
+    the steps and the records observed are replayed through the model under each alternative of
+    the claimed configuration: first the other parent-death policy (a correct design, but not
+    the one claimed: ``orphans_exit_with_master``), then every unsafe design of the model's
+    :data:`~forkshare.model.variants.VARIANTS` that belongs to the claimed mode (private reuseport
+    sockets, a mutex nobody force-unlocks, no respawn, rebinding on reload). An alternative that
+    explains every observation names the property the target breaks: the invariant that design
+    is known to violate. Only when none explains it is the verdict the generic
+    ``observation_matches_model``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from forkshare.model.explorer import initial_state
 from forkshare.model.invariants import INVARIANTS
 from forkshare.model.state import System
 from forkshare.model.table import Kind
+from forkshare.model.variants import VARIANTS
 
 DEFAULT_BOUNDS = Bounds(
     connections=3, kills=1, stops=2, reloads=1, shutdowns=1, master_kills=1, upgrades=0
@@ -136,9 +140,7 @@ def resolve_mode(profile: Profile, workers: int) -> tuple[Mode, bool]:
 
     backend = TargetBackend(Config(workers=workers), profile)
     try:
-        backend.perform(("start_master", ()), frozenset())
-        assert backend.live is not None
-        snap = backend.live.target.wait_for_workers(workers)
+        snap = backend.start().wait_for_workers(workers)
         inferred = infer_mode(snap).mode
     finally:
         backend.close()
@@ -199,26 +201,28 @@ class _Fixed:
 
 def diagnose(config: Config, history: Sequence[Observed]) -> str:
     """The property a mismatch breaks: see the module's Discussion."""
-    for variant, prop in _variants(config):
-        if _explains(variant, history):
+    for alternative, prop in alternatives(config):
+        if _explains(alternative, history):
             return prop
     return MISMATCH
 
 
-def _variants(config: Config) -> list[tuple[Config, str]]:
-    found: list[tuple[Config, str]] = []
+def alternatives(config: Config) -> list[tuple[Config, str]]:
+    """The configurations :func:`diagnose` tries, each with the property it breaks: the other
+    parent-death policy, then each of the model's unsafe variants of the claimed mode that the
+    configuration does not already have."""
     other = (
         ParentDeath.ORPHANS_SERVE
         if config.parent_death is ParentDeath.WORKERS_EXIT
         else ParentDeath.WORKERS_EXIT
     )
-    found.append((replace(config, parent_death=other), "orphans_exit_with_master"))
-    if config.mode is Mode.REUSEPORT and not config.private_reuseport:
-        found.append((replace(config, private_reuseport=True), "no_queued_connection_lost"))
-    if config.mode is Mode.MUTEX:
-        found.append((replace(config, force_unlock=False), "mutex_holder_is_alive"))
-    if not config.reload_rebinds:
-        found.append((replace(config, reload_rebinds=True), "listeners_keep_identity"))
+    found = [(replace(config, parent_death=other), "orphans_exit_with_master")]
+    for variant in VARIANTS.values():
+        if variant.mode is not config.mode:
+            continue  # another mode's design (its fields may not even apply to this mode)
+        unsafe = variant.apply(config)
+        if unsafe != config:
+            found.append((unsafe, variant.expected))
     return found
 
 
@@ -234,9 +238,8 @@ def _explains(config: Config, history: Sequence[Observed]) -> bool:
                 if action.guard(config, s, *args)
                 for succ in action.successors(config, s, args)
             )
-        try:
-            closed = internal_closure(config, states)
-        except AssertionError:
+        closed = internal_closure(config, states)
+        if closed is None:
             return False
         passfd = config.mode is Mode.PASSFD
         states = frozenset(s for s in closed if of_state(s, passfd) == observed.record)

@@ -1,18 +1,19 @@
-"""What a client saw, classified: response, reset, refused, timeout, closed."""
+"""What a client saw, classified in the model's words: served, reset, refused, timeout, closed."""
 
 from __future__ import annotations
 
 import socket
 import threading
 
-from forkshare.conformance.observe.client import ClientOutcome, probe
+from forkshare.conformance.observe.client import probe
 from forkshare.conformance.observe.launch import free_port
 from forkshare.conformance.observe.procfs import Endpoint
+from forkshare.model.observation import Outcome
 
 
 def test_nothing_listening_is_refused() -> None:
     result = probe(free_port(), timeout=1)
-    assert result.outcome == ClientOutcome.REFUSED
+    assert result.outcome == Outcome.REFUSED
     assert result.local is None
 
 
@@ -21,7 +22,7 @@ def test_a_queued_connection_nobody_accepts_times_out() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         result = probe(listener.getsockname()[1], timeout=0.2)
-    assert result.outcome == ClientOutcome.TIMEOUT
+    assert result.outcome == Outcome.TIMEOUT
     assert result.local is not None
 
 
@@ -36,10 +37,10 @@ def test_closing_the_listener_resets_its_queued_connections() -> None:
         result = probe(listener.getsockname()[1], timeout=3)
     finally:
         timer.join()
-    assert result.outcome == ClientOutcome.RESET
+    assert result.outcome == Outcome.RESET
 
 
-def test_an_answer_is_a_response_with_the_clients_address() -> None:
+def test_an_answer_is_served_with_the_clients_address() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
@@ -54,7 +55,7 @@ def test_an_answer_is_a_response_with_the_clients_address() -> None:
         server.start()
         result = probe(listener.getsockname()[1], timeout=3)
         server.join(3)
-    assert result.outcome == ClientOutcome.RESPONSE
+    assert result.outcome == Outcome.SERVED
     assert result.first_bytes.startswith(b"HTTP/1.0 200")
     assert result.local is not None
     assert result.local.host == "127.0.0.1"
@@ -69,4 +70,4 @@ def test_a_close_without_a_byte_is_closed() -> None:
         server.start()
         result = probe(listener.getsockname()[1], request=b"", timeout=3)
         server.join(3)
-    assert result.outcome == ClientOutcome.CLOSED
+    assert result.outcome == Outcome.CLOSED

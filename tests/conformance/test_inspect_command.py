@@ -15,8 +15,8 @@ from forkshare.cli import main as forkshare
 from forkshare.conformance.observe import command as inspect_command
 from forkshare.conformance.observe.errors import GraphvizMissingError
 from forkshare.conformance.observe.launch import RunningTarget, free_port
-from forkshare.conformance.observe.observer import Role
 from forkshare.conformance.observe.rendering import epoll_event_names
+from forkshare.conformance.observe.role import Role
 
 StartTiny = Callable[[str, int], RunningTarget]  # the start_tiny fixture (conftest.py)
 

@@ -16,8 +16,9 @@ from forkshare.conformance.observe import procfs
 from forkshare.conformance.observe.deadline import wait_until
 from forkshare.conformance.observe.errors import NoSuchProcessError, NothingListensError
 from forkshare.conformance.observe.launch import RunningTarget, free_port
-from forkshare.conformance.observe.observer import Role, ServerSnapshot, snapshot, who_accepted
+from forkshare.conformance.observe.observer import ServerSnapshot, snapshot, who_accepted
 from forkshare.conformance.observe.procfs import Endpoint
+from forkshare.conformance.observe.role import Role
 
 pytestmark = pytest.mark.process
 

@@ -13,10 +13,10 @@ from forkshare.conformance.observe.observer import (
     ListenerFd,
     ListeningSocket,
     ProcessView,
-    Role,
     ServerSnapshot,
 )
 from forkshare.conformance.observe.procfs import EPOLLEXCLUSIVE, Endpoint, ListenCounters
+from forkshare.conformance.observe.role import Role
 from forkshare.conformance.observe.sharing_mode import SharingMode, infer_mode
 
 StartTiny = Callable[[str, int], RunningTarget]  # the start_tiny fixture (conftest.py)

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from forkshare.conformance.observe.errors import ProcFormatError
+from forkshare.conformance.observe.role import Role
 from forkshare.conformance.strace.strace_log import ProcessExit, Syscall, parse_strace
-from forkshare.conformance.strace.syscall_trace import TraceAnalysis, TraceRole, analyze
+from forkshare.conformance.strace.syscall_trace import TraceAnalysis, analyze
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -87,7 +88,7 @@ def test_nginx_master_binds_and_listens_before_forking_two_workers() -> None:
     analysis = trace("strace_nginx.txt")
     master = analysis.master
     assert master is not None
-    assert [p.pid for p in analysis.with_role(TraceRole.WORKER)] == [7435, 7436]
+    assert [p.pid for p in analysis.with_role(Role.WORKER)] == [7435, 7436]
     names = [c.name for c in master.calls]
     assert names.index("bind") < names.index("listen") < names.index("clone")
     assert analysis.listening == ("127.0.0.1:55123",)
@@ -96,7 +97,7 @@ def test_nginx_master_binds_and_listens_before_forking_two_workers() -> None:
 
 def test_nginx_workers_register_the_inherited_listener_exclusive_and_one_accepts() -> None:
     analysis = trace("strace_nginx.txt")
-    workers = analysis.with_role(TraceRole.WORKER)
+    workers = analysis.with_role(Role.WORKER)
     for worker in workers:
         adds = [c for c in worker.calls if c.name == "epoll_ctl" and "EPOLL_CTL_ADD" in c.args]
         assert adds
@@ -107,11 +108,11 @@ def test_nginx_workers_register_the_inherited_listener_exclusive_and_one_accepts
 
 def test_a_daemonising_nginx_has_a_launcher_and_a_master_that_inherited_the_listener() -> None:
     analysis = trace("strace_nginx_daemon.txt")
-    [launcher] = analysis.with_role(TraceRole.LAUNCHER)
+    [launcher] = analysis.with_role(Role.LAUNCHER)
     master = analysis.master
     assert master is not None
     assert master.parent == launcher.pid
-    assert len(analysis.with_role(TraceRole.WORKER)) == 2
+    assert len(analysis.with_role(Role.WORKER)) == 2
     assert "listen" in [c.name for c in launcher.calls]  # nginx binds before ngx_daemon()
     assert verdict(analysis, "master_listens_before_fork")
     assert verdict(analysis, "workers_never_bind")
@@ -122,8 +123,8 @@ def test_a_pyenv_shim_chain_is_not_mistaken_for_a_server_with_workers() -> None:
     master = analysis.master
     assert master is not None
     assert master.program.endswith("/bin/python3")
-    assert len(analysis.with_role(TraceRole.WORKER)) == 1  # the one fork after listen()
-    assert len(analysis.with_role(TraceRole.HELPER)) > 20  # readlink, basename, pyenv-* …
+    assert len(analysis.with_role(Role.WORKER)) == 1  # the one fork after listen()
+    assert len(analysis.with_role(Role.HELPER)) > 20  # readlink, basename, pyenv-* …
     assert analysis.holds
 
 
@@ -157,7 +158,7 @@ def test_a_listen_after_the_first_worker_fork_violates_the_master_rule() -> None
     analysis = analyze(parse_strace(lines))
     assert not verdict(analysis, "master_listens_before_fork")
     assert analysis.listening == ("0.0.0.0:80", "[::]:81")
-    workers = analysis.with_role(TraceRole.WORKER)
+    workers = analysis.with_role(Role.WORKER)
     assert [w.accepts for w in workers] == [{"0.0.0.0:80": 1}, {}]
     assert workers[1].failed_accepts == {"EBADF": 1}  # forked before fd 4 existed
 
@@ -175,6 +176,6 @@ def test_dup2_and_close_follow_the_listener_through_the_fd_table() -> None:
         "12  00:00:00.000009 accept4(3, NULL, NULL, SOCK_CLOEXEC) = -1 EBADF (Bad file descriptor)",
     ]
     analysis = analyze(parse_strace(lines))
-    workers = analysis.with_role(TraceRole.WORKER)
+    workers = analysis.with_role(Role.WORKER)
     assert workers[0].accepts == {"127.0.0.1:80": 1}
     assert workers[1].failed_accepts == {"EBADF": 1}

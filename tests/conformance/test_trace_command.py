@@ -98,7 +98,7 @@ def test_tiny_shared_server_is_master_listens_then_forks_and_workers_accept(
     assert status == 0
     roles = [p["role"] for p in document["analysis"]["processes"]]
     assert roles == ["master", "worker", "worker"]
-    assert [c["outcome"] for c in document["clients"]] == ["response", "response"]
+    assert [c["outcome"] for c in document["clients"]] == ["served", "served"]
     accepted = sum(sum(p["accepts"].values()) for p in document["analysis"]["processes"][1:])
     assert accepted == 2
     assert_all_gone(document)
@@ -128,7 +128,7 @@ def test_trace_on_nginx_reports_the_master_binds_before_fork_and_workers_never_b
     master_section = out.split("\nworker ")[0]
     assert f"bind(5, {{sa_family=AF_INET, sin_port=htons({port})" in master_section
     assert out.count("EPOLLEXCLUSIVE") >= 2  # each worker registers the inherited listener
-    assert "clients: 3 connection(s): response, response, response" in out
+    assert "clients: 3 connection(s): served, served, served" in out
 
 
 GUNICORN_APP = """

@@ -1,8 +1,9 @@
 """Test support for the reference server: run it for real, read /proc, be its client.
 
-Every server runs in its own session (``start_new_session=True``) and :meth:`Server.kill` kills the
-whole process group, so a failing test leaves nothing behind. Every wait polls a condition against
-a deadline (:func:`wait_until`).
+Every server is started by the verifier's launcher (:mod:`forkshare.conformance.observe.launch`,
+also used by ``forkshare bench``): in its own session, its output in files, and
+:meth:`Server.kill` kills the whole process group, so a failing test leaves nothing behind. Every
+wait polls a condition against a deadline (:func:`wait_until`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forkshare.conformance.observe.errors import PortInUseError, TargetFailedToStartError
+from forkshare.conformance.observe.launch import free_port, launch
+from forkshare.conformance.observe.process_group import ProcessGroup
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LISTEN_STATE = "0A"
 
@@ -30,14 +35,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
-
-
-def free_port() -> int:
-    """A port that was free a moment ago (bind port 0, read it, close)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # -- /proc -------------------------------------------------------------------------------------
@@ -305,18 +302,22 @@ class Burst:
 
 @dataclass(slots=True)
 class Server:
-    """A running ``python -m forkshare.impl`` with its port, log and trace file."""
+    """A running ``python -m forkshare.impl`` with its port, process group and trace file."""
 
-    process: subprocess.Popen[bytes]
+    group: ProcessGroup
     port: int
     workers_wanted: int
-    log_path: Path
     trace_path: Path
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The master's process (the group's leader)."""
+        return self.group.process
 
     @property
     def pid(self) -> int:
         """The master's pid."""
-        return self.process.pid
+        return self.group.pid
 
     def workers(self, master: int | None = None) -> list[int]:
         """The live worker pids of ``master`` (default: the first master)."""
@@ -343,14 +344,11 @@ class Server:
 
     def log(self) -> str:
         """What the server wrote to stderr so far."""
-        return self.log_path.read_text(errors="replace")
+        return self.group.stderr()
 
     def kill(self) -> None:
         """SIGKILL the whole process group and reap the master (teardown)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
+        self.group.stop(first=signal.SIGKILL, grace=5.0)
 
     def group_members(self) -> list[int]:
         """Every live process of the server's process group."""
@@ -379,29 +377,29 @@ def start_server(
     """
     for _attempt in range(5):
         chosen = port or free_port()
-        log_path = tmp_path / f"server-{chosen}.log"
+        output = tmp_path / f"server-{chosen}"
+        output.mkdir(exist_ok=True)
         trace_path = tmp_path / f"trace-{chosen}.jsonl"
         command = [sys.executable, "-m", "forkshare.impl"]
         command += [] if port else ["--listen", f"127.0.0.1:{chosen}"]
         command += ["--workers", str(workers), "--mode", mode, "--trace", str(trace_path)]
         command += list(extra)
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                command,
-                stdout=log_file,
-                stderr=log_file,
-                start_new_session=True,
-                preexec_fn=preexec,
-            )
-        server = Server(process, chosen, workers, log_path, trace_path)
         if not wait:
-            return server
+            group = ProcessGroup(command, output_dir=output, preexec=preexec)
+            return Server(group, chosen, workers, trace_path)
+        try:
+            target = launch(command, chosen, output_dir=output, preexec=preexec)
+        except PortInUseError:
+            continue  # another process took the port between free_port() and now
+        except TargetFailedToStartError as error:
+            if "Address already in use" in str(error):
+                continue
+            raise
+        server = Server(target.group, chosen, workers, trace_path)
         try:
             server.wait_ready()
         except AssertionError:
             server.kill()
-            if "Address already in use" in server.log():
-                continue
             raise
         return server
     raise AssertionError("no free port after 5 attempts")

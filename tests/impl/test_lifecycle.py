@@ -6,20 +6,20 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from forkshare.conformance.observe.launch import free_port
+from forkshare.conformance.observe.process_group import ProcessGroup
 from tests.impl.serverproc import (
     MODES,
     Server,
     Stream,
     accepted_inodes,
     children,
-    free_port,
     get,
     is_running,
     is_stopped,
@@ -222,13 +222,8 @@ def test_sockets_from_systemd_are_adopted_not_reopened(tmp_path: Path) -> None:
             "os.execv(sys.executable, [sys.executable, '-m', 'forkshare.impl', "
             f"'--workers', '1', '--trace', {str(trace)!r}])"
         )
-        process = subprocess.Popen(
-            [sys.executable, "-c", script],
-            pass_fds=(fd,),
-            start_new_session=True,
-            stderr=subprocess.DEVNULL,
-        )
-        server = Server(process, port, 1, tmp_path / "none.log", trace)
+        group = ProcessGroup([sys.executable, "-c", script], output_dir=tmp_path, pass_fds=(fd,))
+        server = Server(group, port, 1, trace)
         try:
             wait_until(lambda: _serves(port, generation=1), 10, "the activated socket to serve")
             assert listening_inodes(port) == {inode}, "no second socket was opened"

@@ -83,8 +83,8 @@ class _GoneTargetBackend:
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    def perform(self, step: object, states: object) -> None:
-        raise LookupError("no real process plays it")
+    def perform(self, step: object, states: object) -> bool:
+        return False  # no real process plays it
 
     def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
         return candidates
