@@ -16,6 +16,8 @@ from tests.docs.site import BUILD, SCREENSHOTS, build_docs, built_pages, serve
 
 WINDOWS = {390: 844, 1280: 800}
 """Width → height in CSS pixels: a phone (iPhone 12 to 15 class) and a laptop."""
+LOCAL = "http://127.0.0.1:"
+"""The only origin a page may load from: anything else would leave the machine."""
 PHOTOGRAPHED = "explanation.html"
 """The page whose screenshots (every language, both widths, light and dark) go to SCREENSHOTS."""
 
@@ -30,8 +32,8 @@ def docs_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory: pytest.TempPathFactory, docs_url: str) -> Iterator[BrowserContext]:
-    """Headless Debian Chromium whose requests may only reach the docs server."""
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    """Headless Debian Chromium whose requests may only reach 127.0.0.1 (the docs server)."""
     if not CHROMIUM.exists():
         pytest.skip(
             f"{CHROMIUM} is missing: `make test` installs Debian's chromium (see "
@@ -42,7 +44,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory, docs_url: str) -> Iterator
         route.abort("blockedbyclient")  # reported by the page as a failed request
 
     with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
-        context.route(lambda url: not url.startswith(docs_url), refuse)
+        context.route(lambda url: not url.startswith(LOCAL), refuse)
         yield context
 
 

@@ -59,7 +59,7 @@ _MEASURE = """([errorBoxes]) => {
   seen.culprit = {
     path: path.join(" > "),
     width: Math.round(worstWidth),
-    text: worst.textContent.trim().replace(/\\s+/g, " ").slice(0, 60),
+    text: worst.innerText.trim().replace(/\\s+/g, " ").slice(0, 60),
   };
   return seen;
 }"""
