@@ -12,7 +12,7 @@ SOURCES := cli model impl proofs conformance conformance/observe conformance/str
 PROFILE ?= $(if $(CI),ci,dev)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck docs bench install clean help
+.PHONY: demo test lint typecheck docs bench install system-packages clean help
 
 help:
 	@echo "make demo       explore the model in every mode and print every unsafe design's counterexample"
@@ -20,6 +20,8 @@ help:
 	@echo "make lint       ruff and mypy --strict"
 	@echo "make docs       build the Sphinx docs with -W -n"
 	@echo "make bench      explorer states/s, proof suite time, server requests/s"
+	@echo "make system-packages  install the missing Debian packages of .ci/system-packages.toml"
+	@echo "                (demo and test run it first; as root it runs apt-get, else it names them)"
 
 $(STAMP): pyproject.toml $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,10 +31,16 @@ $(STAMP): pyproject.toml $(SOURCES)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The Debian packages the tests and the demo run (nginx, strace, chromium, …): nothing happens when
+# all are there; as root, apt-get installs the missing ones; otherwise it stops, naming them (exit 2).
+# A prerequisite of demo and test, listed first so that it runs before anything else.
+system-packages:
+	@$(PYTHON) .ci/ensure_system_packages.py
+
+demo: system-packages $(STAMP)
 	$(BIN)/forkshare explore --all
 
-test: $(STAMP)
+test: system-packages $(STAMP)
 	$(BIN)/python -m pytest --hypothesis-profile=$(PROFILE) $(PYTEST_ARGS)
 	$(MAKE) docs
 
@@ -41,6 +49,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p forkshare
 	$(BIN)/mypy tests
+	$(BIN)/mypy .ci/ensure_system_packages.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy -p forkshare

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from docutils import nodes
+
 sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "forkshare"
@@ -20,6 +22,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
+    "sphinx_copybutton",
     "forkshare_tables",
 ]
 nitpicky = True
@@ -31,9 +34,16 @@ napoleon_numpy_docstring = False
 # download it, and -W turns the failure into an error). Stdlib names are handled below.
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 intersphinx_disabled_reftypes = ["*"]
-html_theme = "alabaster"
+# Furo: responsive (a phone gets a one-column page with the navigation in a drawer), light and dark
+# following the reader's system, maintained, and what pip, attrs, urllib3 and Black use. The
+# additions in _static/forkshare.css only add: no page width is fixed anywhere (issue 13).
+html_theme = "furo"
+html_title = "forkshare"
 html_static_path = ["_static"]
 html_css_files = ["forkshare.css"]
+# sphinx-copybutton copies the commands of a ``console`` block without its "$ " prompts (.gp) and
+# without the output shown after them (.go): what the reader pastes is what they should run.
+copybutton_exclude = ".linenos, .gp, .go"
 exclude_patterns = ["_build", "examples"]
 # The proof-status column of ``.. forkshare-invariants::``: "module:function" returning
 # {invariant name: status}. Empty: look for a known name in forkshare.proofs (see _ext).
@@ -71,11 +81,32 @@ def _napoleon_except_attributes(
         _process_docstring(app, what, name, obj, options, lines)
 
 
+FURO_INLINE_CONTENTS = "this-will-duplicate-information-and-it-is-still-useful-here"
+"""Furo's class for a ``.. contents::`` block kept on purpose (without it Furo paints it as an error)."""
+
+
+def _keep_inline_contents(app: Any, doctree: nodes.document, docname: str) -> None:
+    """Mark every ``.. contents::`` block as wanted, so that Furo shows it as a plain list.
+
+    Discussion: Furo's own outline of the page sits in a right-hand sidebar that only appears on
+    windows wider than 82em (about 1310 px); on a 1280 px laptop and on a phone it is behind a
+    button. The pages that carry an inline "On this page" list (the long explanation, the command
+    reference) keep it, rather than losing their only visible outline on those screens.
+    """
+    for topic in doctree.findall(nodes.topic):
+        if "contents" in topic["classes"]:
+            topic["classes"].append(FURO_INLINE_CONTENTS)
+
+
 def setup(app: Any) -> None:
-    """Replace napoleon's docstring hook by :func:`_napoleon_except_attributes`."""
+    """Napoleon for functions and classes only (:func:`_napoleon_except_attributes`); inline page
+    contents kept under Furo (:func:`_keep_inline_contents`)."""
     from sphinx.ext.napoleon import _process_docstring
 
     for listener in list(app.events.listeners.get("autodoc-process-docstring", [])):
         if listener.handler is _process_docstring:
             app.disconnect(listener.id)
     app.connect("autodoc-process-docstring", _napoleon_except_attributes)
+    # At write time (doctree-resolved), not read time: a doctree pickled before this hook existed
+    # gets the class too.
+    app.connect("doctree-resolved", _keep_inline_contents)
