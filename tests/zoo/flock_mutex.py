@@ -50,6 +50,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 if __package__ in (None, ""):  # run as a file: make ``tests.zoo`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -71,8 +72,23 @@ class RetiredWhileWaitingError(Exception):
     """Raised by the USR1 handler only while the worker waits for the mutex (nothing in hand)."""
 
 
+class AcceptMutex(Protocol):
+    """What a worker needs from an accept mutex."""
+
+    def open_in_child(self) -> None:
+        """Set up in the worker, after fork."""
+
+    def acquire(self) -> None:
+        """Block until this worker holds the mutex."""
+
+    def release(self) -> None:
+        """Release it if this worker holds it."""
+
+
 class FlockMutex:
-    """The accept mutex: ``flock()`` on a lock file that each worker opens for itself."""
+    """The accept mutex: ``flock()`` on a lock file that each worker opens for itself.
+
+    The master creates it before forking; :meth:`open_in_child` runs in each worker."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -87,7 +103,7 @@ class FlockMutex:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
-        """Let the next worker in."""
+        """Let the next worker in (unlocking a lock we do not hold does nothing)."""
         fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
@@ -97,7 +113,7 @@ class Worker:
 
     listener: socket.socket
     pod: int
-    mutex: FlockMutex
+    mutex: AcceptMutex
     retiring: bool = False
     phase: str = "mutex"  # "mutex" (waiting for it), "select" (holding it) or "serving"
     inbox: SignalInbox | None = None
@@ -133,12 +149,12 @@ class Worker:
         self.phase = "mutex"
         if self.retiring:
             return None
-        self.mutex.acquire()  # a RetiredWhileWaitingError raised here leaves holding the lock: exit releases it
-        self.phase = "select"
         try:
+            self.mutex.acquire()
+            self.phase = "select"
             return self.accept_while_holding()
         finally:
-            self.mutex.release()
+            self.mutex.release()  # also when a retire interrupted the wait: releasing is idempotent
 
     def accept_while_holding(self) -> socket.socket | None:
         """Holding the mutex: the only worker that waits on the listener."""
@@ -187,7 +203,7 @@ class Master:
         sock.setblocking(False)
         return sock
 
-    def make_mutex(self) -> FlockMutex:
+    def make_mutex(self) -> AcceptMutex:
         """The accept mutex the workers share."""
         path = os.path.join(self.lock_dir, "accept.lock")
         with open(path, "w"):
@@ -221,7 +237,7 @@ class Master:
                 next_pass = time.monotonic() + MAINTENANCE_INTERVAL
         return 0
 
-    def spawn(self, slot: int, mutex: FlockMutex) -> None:
+    def spawn(self, slot: int, mutex: AcceptMutex) -> None:
         """Fork a worker into ``slot``; it keeps only the pod's read end."""
         assert self.listener is not None
         listener, pod_read, pod_write = self.listener, self.pod_read, self.pod_write
@@ -257,7 +273,7 @@ class Master:
                 if worker == pid:
                     del self.slots[slot]
 
-    def maintain(self, mutex: FlockMutex) -> None:
+    def maintain(self, mutex: AcceptMutex) -> None:
         """F10: fork into the slots that were already empty at the previous pass."""
         if self.stopping == "fast" and time.monotonic() >= self.kill_at:
             self.signal_workers(signal.SIGKILL)
@@ -269,7 +285,7 @@ class Master:
             s for s in range(self.arguments.workers) if s not in self.slots
         }
 
-    def refill(self, slot: int, mutex: FlockMutex) -> None:
+    def refill(self, slot: int, mutex: AcceptMutex) -> None:
         """Start a worker in an empty slot."""
         self.spawn(slot, mutex)
 

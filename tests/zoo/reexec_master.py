@@ -111,6 +111,8 @@ class Master:
     kill_at: float = 0.0
     inbox: SignalInbox | None = None
 
+    WORKER = Worker
+
     def open_listener(self) -> socket.socket:
         """Bind a new listener, or adopt the one a previous image left in LISTENER_ENV."""
         inherited = os.environ.pop(LISTENER_ENV, "")
@@ -157,7 +159,7 @@ class Master:
         def run_worker() -> None:
             assert self.inbox is not None
             self.inbox.close()
-            Worker(listener, master_pid).run()
+            self.WORKER(listener, master_pid).run()
 
         self.workers[fork_child(run_worker)] = True
 
@@ -206,9 +208,9 @@ class Master:
                 os.kill(pid, signum)
 
 
-def main() -> None:
-    """Parse the command line and run the master (also after a re-exec)."""
-    sys.exit(Master(parse_arguments(__doc__ or "")).run())
+def main(master_class: type[Master] = Master, doc: str | None = __doc__) -> None:
+    """Parse the command line and run ``master_class`` (also after a re-exec)."""
+    sys.exit(master_class(parse_arguments(doc or "")).run())
 
 
 if __name__ == "__main__":

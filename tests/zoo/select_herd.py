@@ -121,7 +121,7 @@ def unblock_lifecycle_signals() -> None:
 class Worker:
     """One synchronous worker: select() on the shared listener, serve one connection at a time."""
 
-    listener: socket.socket
+    listener: socket.socket | None
     master_pid: int
     slot: int
     stopping: bool = False
@@ -148,7 +148,7 @@ class Worker:
 
     def watched(self) -> list[socket.socket]:
         """The sockets this worker waits on for connections."""
-        return [self.listener]
+        return [] if self.listener is None else [self.listener]
 
     def serve_when_ready(self) -> None:
         """Wait up to PARENT_POLL for a connection (or a signal); accept and serve it."""
@@ -205,9 +205,8 @@ class Master:
         for slot in range(self.arguments.workers):
             self.spawn(slot)
 
-    def listener_for(self, slot: int) -> socket.socket:
+    def listener_for(self, slot: int) -> socket.socket | None:
         """The socket the worker of ``slot`` accepts on."""
-        assert self.listener is not None
         return self.listener
 
     def spawn(self, slot: int) -> int:
