@@ -7,6 +7,8 @@ listener, and when a connection has been waiting for SHED_AFTER seconds (every w
 stopped) it accepts it and closes it without an answer. The client sees its connection closed
 with no response although no worker died; /proc shows the connection's socket in the master.
 
+Freedoms taken (DOMAIN §9): the base's — F1-late, F2-late, F3-wait, F7-polling.
+
 Caught as: master_never_accepts.
 """
 

@@ -9,6 +9,8 @@ not the master ends of the workers' channels it inherited, and it lingers for CL
 seconds: the channels do not read EOF, so the workers keep the listener and keep serving after
 the master has exited.
 
+Freedoms taken (DOMAIN §9): the base's — F1-early, F2-early, F3-wait, F5, F7-channel, F8.
+
 Caught as: shutdown_releases_port.
 """
 

@@ -7,6 +7,8 @@ finishing the connection in hand. A client whose connection was accepted (its re
 or answered) sees its connection closed without a response, on a graceful stop and on a reload
 (the reload QUITs the old generation).
 
+Freedoms taken (DOMAIN §9): the base's — F1-early, F2-late, F4-reexec, K20, F7-pdeathsig.
+
 Caught as: requests_in_hand_are_answered.
 """
 

@@ -8,6 +8,8 @@ listener it just closed, so it never reaches zero and the worker idles until its
 The master waits for it forever: TERM never completes (INT still works). A reload leaves the old
 generation idling too.
 
+Freedoms taken (DOMAIN §9): the base's — F1-late, F3-wait, F7-polling; the worker closes its listener copy when told to stop (F2 early).
+
 Caught as: graceful_stop_completes.
 """
 

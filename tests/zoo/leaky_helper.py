@@ -9,6 +9,8 @@ re-parented (to PID 1 or a subreaper), lives in its own session and process grou
 the listening socket. It outlives the server by SHIPPER_LINGER seconds (flushing), so the port
 keeps listening after a shutdown; a stop of the server's process group does not reach it.
 
+Freedoms taken (DOMAIN §9): the base's — F1-late, F2-late, F3-wait, F7-polling.
+
 Caught as: no_leaked_listener (also shutdown_releases_port).
 """
 

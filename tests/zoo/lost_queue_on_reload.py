@@ -9,6 +9,8 @@ clones for the new generation and closes the old set, while the old workers stop
 accepting what is queued on their clones. When the last old holder closes an old clone, the
 connections queued on it are reset (K8, nginx commit f7f1607bf, B5, B11).
 
+Freedoms taken (DOMAIN §9): the base's — F1-late, F2-late, F3-wait, F7-polling, F9-all.
+
 Caught as: no_queued_connection_lost (also listeners_keep_identity: the reload changes the
 sockets).
 """

@@ -8,6 +8,8 @@ forks into them (its refill step is missing). The master still holds the listene
 connections wait; once every worker is dead nobody ever accepts them. A reload (which also fills
 slots through the maintenance pass) leaves the server without workers too.
 
+Freedoms taken (DOMAIN §9): the base's — F1-early, F2-early, F4-retire-first, F6, K19, F7-pipe-of-death, F10.
+
 Caught as: dead_workers_are_replaced.
 """
 

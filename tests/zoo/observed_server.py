@@ -100,6 +100,14 @@ def socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
+def is_zoo_process(pid: int) -> bool:
+    """Whether ``pid`` runs a zoo script (so teardown never kills anybody else's process)."""
+    try:
+        return str(ZOO) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
 def holders(inodes: set[int]) -> set[int]:
     """Every live process that holds a descriptor for one of ``inodes``."""
     found: set[int] = set()
@@ -318,7 +326,7 @@ class ZooServer:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.master, signal.SIGKILL)
         for pid in holders(self.seen_inodes | listening_inodes(self.port)):
-            if pid != os.getpid():
+            if pid != os.getpid() and is_zoo_process(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):

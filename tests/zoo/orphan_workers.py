@@ -7,6 +7,8 @@ alive (the getppid() poll of F7 is gone). After a SIGKILL of the master, its wor
 re-parented and keep accepting on the listener forever (nginx's behaviour, N3, but this server
 claims the default workers-exit policy); a new master cannot bind the port.
 
+Freedoms taken (DOMAIN §9): the base's — F1-late, F2-late, F3-wait (not F7: the defect).
+
 Caught as: orphans_exit_with_master (timed face: orphans_exit_within_bound).
 """
 

@@ -8,6 +8,8 @@ G2). The kernel splits connections between the workers' queues by hash (K7); whe
 its socket closes and the connections queued on it are reset (K8, tcp_migrate_req=0), and the
 replacement binds a new socket. A reload loses the old generation's queues the same way.
 
+Freedoms taken (DOMAIN §9): the base's — F2-late, F3-wait, F7-polling (F1 does not apply: the master holds no socket).
+
 Caught as: no_queued_connection_lost (also listeners_keep_identity: a respawned worker's socket
 is a new one).
 """

@@ -8,6 +8,8 @@ EADDRINUSE every 50 ms) and fork a whole new set of workers. The connections que
 socket are reset, the port refuses connections while no socket listens, and the listening socket
 changes identity.
 
+Freedoms taken (DOMAIN §9): the base's — F1-late, F2-late, F3-wait, F7-polling.
+
 Caught as: listeners_keep_identity (also no_queued_connection_lost when connections were queued,
 port_keeps_listening when a client connects in the gap).
 """

@@ -8,6 +8,8 @@ generation gracefully, binds a fresh socket on the same port as soon as the old 
 The listening socket changes identity; connections still queued on the old socket are reset when
 the last old worker closes it; until the new bind succeeds, the port refuses connections.
 
+Freedoms taken (DOMAIN §9): the base's — F1-late, F2-late, F3-wait, F7-polling.
+
 Caught as: listeners_keep_identity (also no_queued_connection_lost when the old socket had a
 queue, port_keeps_listening when a client connects in the gap).
 """

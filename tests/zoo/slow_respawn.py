@@ -8,6 +8,8 @@ a dead worker and forking its replacement ("a crash loop back-off" applied to ev
 connection is lost — the master and the other workers keep the listener — but the server runs a
 worker short for 5 s, longer than the 3 s bound (Apache's 1–2 s maintenance respawn is fine).
 
+Freedoms taken (DOMAIN §9): the base's — F1-late, F2-late, F3-wait, F7-polling.
+
 Caught as: dead_workers_are_replaced.
 """
 

@@ -12,6 +12,8 @@ stay in the SO_REUSEPORT group, listening, after the old workers have exited: th
 hashing new connections to them (K7) and they wait there for ever (nginx/nginx#425, B7; nginx
 ticket #2403, B6).
 
+Freedoms taken (DOMAIN §9): the base's — F1-late, F2-late, F3-wait, F7-polling, F9-all.
+
 Caught as: reuseport_queue_has_consumer.
 """
 

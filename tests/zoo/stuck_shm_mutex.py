@@ -11,6 +11,8 @@ worker killed while it holds the word leaves its pid there. nginx's master force
 holder's pid when it reaps it (``ngx_shmtx_force_unlock``); this master does not, so nobody ever
 accepts again (the respawned workers wait for the word too). A reload does not help either.
 
+Freedoms taken (DOMAIN §9): the base's — F1-early, F2-early, F4-retire-first, F6, K19, F7-pipe-of-death, F10.
+
 Caught as: mutex_holder_is_alive (timed face: mutex_recovers_after_holder_death).
 """
 

@@ -7,6 +7,8 @@ wait set (it waits for a "warm-up finished" flag that nothing sets). It sleeps, 
 listening socket, answers signals and notices its master's death, but never accepts: while the
 other workers are busy or stopped, connections wait in the queue next to an idle worker.
 
+Freedoms taken (DOMAIN §9): the base's — F1-late, F2-late, F3-wait, F7-polling.
+
 Caught as: queued_connections_are_accepted.
 """
 

@@ -117,6 +117,7 @@ def test_correct_server_keeps_a_killed_workers_queue_and_replaces_it_within_3_s(
     start: Start, name: str
 ) -> None:
     server = start(name)
+    before = listening_inodes(server.port)
     workers = server.workers()
     stop(workers)
     waiting = queue_clients(server, 4)
@@ -124,6 +125,7 @@ def test_correct_server_keeps_a_killed_workers_queue_and_replaces_it_within_3_s(
     resume(workers[1:])
     assert wait_until(replaced(server, workers[0]), 3.0), "the dead worker was not replaced"
     assert outcomes(waiting, timeout=4.0) == ["served"] * 4
+    assert listening_inodes(server.port) == before
 
 
 @pytest.mark.parametrize("name", sorted(CORRECT))
