@@ -19,17 +19,24 @@ directive                       renders
 ``.. forkshare-enum:: PATH``    any enum's members and their docstrings (e.g. ``Fate``)
 ``.. forkshare-cli:: NAME``     a sub-command's usage and options, read from its module's
                                 ``build_parser()`` (or the function named for NAME in the
-                                ``forkshare_cli_parsers`` setting); while that module does not
-                                exist yet, the directive's content (the command's specification)
-                                is shown instead
+                                ``forkshare_cli_parsers`` setting); a command without a parser
+                                fails the build: no hand-written usage can go stale
 ==============================  ================================================================
 
-Proof status: the configuration value ``forkshare_proof_status`` names a zero-argument callable as
-``"module:function"`` returning a mapping from invariant name to a status (a string, an enum, or an
-object with a ``status`` attribute). When it is empty, the directive looks in
-:mod:`forkshare.proofs` for one of :data:`PROOF_STATUS_CANDIDATES`. No such function (or no
-``forkshare.proofs`` at all): the column is left out. A function that exists but fails is a build
-warning, so ``-W`` makes it an error rather than a silently missing column.
+``.. forkshare-facts::`` and ``:fact:`` live in ``forkshare_facts`` (set up from here).
+
+Proof status: the invariant table runs the proof suite at build time
+(:func:`forkshare.proofs.suite.run_proof_suite`, about 4 s) and shows, per invariant, how its
+initiation and consecution obligations ended over every safe configuration. The configuration
+value ``forkshare_proof_status`` may name another zero-argument callable as ``"module:function"``
+returning a mapping from invariant name to a status text. A status that cannot be computed, or an
+invariant without one, is a build error, never a silently missing column.
+
+Discussion:
+    *Run the proofs at build time rather than render a recorded result.* A recorded
+    ``forkshare prove --json`` file would need a test comparing it with a fresh run to stay
+    honest, and that test costs the same 4 s; running the suite here cannot go stale at all.
+    Each language is built by its own ``sphinx-build``, so ``make docs`` pays it twice.
 """
 
 from __future__ import annotations
@@ -53,9 +60,6 @@ from sphinx.util.docutils import SphinxDirective
 
 logger = logging.getLogger(__name__)
 
-PROOF_STATUS_CANDIDATES = ("invariant_status", "proof_status", "invariant_statuses")
-"""Names of a per-invariant status function looked up in :mod:`forkshare.proofs`."""
-
 CLI_WIDTH = 100
 """Width of the usage lines (argparse otherwise wraps at the terminal's width: not reproducible)."""
 
@@ -68,9 +72,16 @@ Cell = list[nodes.Node]
 
 
 def build_table(
-    header: Sequence[str], rows: Iterable[Sequence[Cell]], widths: Sequence[int], title: str = ""
+    header: Sequence[str | Cell],
+    rows: Iterable[Sequence[Cell]],
+    widths: Sequence[int],
+    title: str = "",
 ) -> nodes.table:
-    """A docutils table with a header row; each cell is a list of body nodes."""
+    """A docutils table with a header row; each cell is a list of body nodes.
+
+    A header given as a string is not translated; give a parsed cell (:meth:`TableDirective.rst`)
+    for a header that the gettext catalogs should translate.
+    """
     table = nodes.table(classes=["forkshare-table"])
     if title:
         table += nodes.title(text=title)
@@ -79,7 +90,7 @@ def build_table(
     for width in widths:
         group += nodes.colspec(colwidth=width)
     head = nodes.thead()
-    head += _row([[nodes.paragraph(text=text)] for text in header])
+    head += _row([[nodes.paragraph(text=cell)] if isinstance(cell, str) else cell for cell in header])
     group += head
     body = nodes.tbody()
     for cells in rows:
@@ -126,12 +137,24 @@ def attribute_docs(module: str) -> dict[tuple[str, str], str]:
 class TableDirective(SphinxDirective):
     """Common base: parse RST snippets (docstrings, cross-references) into cell nodes."""
 
-    def rst(self, source: str) -> Cell:
-        """``source`` parsed as reStructuredText, in this directive's context."""
+    def rst(self, source: str, *, translatable: bool = True) -> Cell:
+        """``source`` parsed as reStructuredText, in this directive's context.
+
+        Text from the code (docstrings, option help) passes ``translatable=False``: it would
+        otherwise land in the page's gettext catalog, where it belongs to nobody (the docstring is
+        the source of truth, and it is written in English).
+        """
         container = nodes.container()
         lines = StringList(inspect.cleandoc(source).splitlines(), source=self.get_source_info()[0])
         self.state.nested_parse(lines, self.content_offset, container)
+        if not translatable:
+            for node in container.findall(nodes.TextElement):
+                node["translatable"] = False
         return list(container.children)
+
+    def code(self, source: str) -> Cell:
+        """:meth:`rst` for text that comes from the code: never translated."""
+        return self.rst(source, translatable=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,11 +181,11 @@ class ActionsDirective(TableDirective):
                 continue
             guard = inspect.getdoc(action.guard) or ""
             row = [
-                self.rst(f":func:`{name} <{qualified(action.effect)}>`"),
+                self.code(f":func:`{name} <{qualified(action.effect)}>`"),
                 text(action.kind.value),
                 literals(p.value for p in action.params),
                 text(action.summary),
-                self.rst(f":func:`~{qualified(action.guard)}`: {guard}"),
+                self.code(f":func:`~{qualified(action.guard)}`: {guard}"),
             ]
             rows.append(row[:1] + row[2:] if wanted else row)
         header = ["action", "kind", "parameters", "summary", "guard: when it may fire"]
@@ -229,44 +252,40 @@ def _describe_values(name: str, values: set[Any], every: set[Any]) -> str:
     return f"``{name}`` = {listed}" if len(ordered) == 1 else f"``{name}`` in {listed}"
 
 
-def proof_status(app: Any) -> Mapping[str, str] | None:
-    """Per-invariant proof status from :mod:`forkshare.proofs`, or None if it exposes none."""
-    function = _status_function(app.config.forkshare_proof_status)
-    if function is None:
-        return None
-    try:
-        statuses = function()
-    except Exception as error:  # the proofs are broken: say so, -W turns it into a failure
-        logger.warning("forkshare proof status: %s() failed: %r", qualified(function), error)
-        return None
-    return {str(name): _status_text(value) for name, value in dict(statuses).items()}
-
-
-def _status_function(spec: str) -> Callable[[], Any] | None:
+def proof_status(app: Any) -> Mapping[str, str]:
+    """Per-invariant proof status: from the ``forkshare_proof_status`` callable when one is named,
+    else from a run of the proof suite (:func:`suite_statuses`)."""
+    spec = app.config.forkshare_proof_status
+    if not spec:
+        return suite_statuses()
     module_name, _, attribute = spec.partition(":")
-    candidates = (attribute,) if attribute else PROOF_STATUS_CANDIDATES
-    try:
-        module = importlib.import_module(module_name or "forkshare.proofs")
-    except ImportError:
-        return None
-    for name in candidates:
-        function = getattr(module, name, None)
-        if callable(function) and _takes_no_arguments(function):
-            return function  # type: ignore[no-any-return]
-    return None
+    function = getattr(importlib.import_module(module_name), attribute)
+    return {str(name): str(status) for name, status in dict(function()).items()}
 
 
-def _takes_no_arguments(function: Callable[..., Any]) -> bool:
-    try:
-        inspect.signature(function).bind()
-    except (TypeError, ValueError):
-        return False
-    return True
+@functools.cache
+def suite_statuses() -> dict[str, str]:
+    """Run the whole proof suite once per build and summarise, per invariant, how its initiation
+    and consecution obligations ended over every safe configuration (``forkshare prove``)."""
+    from forkshare.proofs.report import Kind, Result
+    from forkshare.proofs.suite import run_proof_suite
 
-
-def _status_text(value: Any) -> str:
-    value = getattr(value, "status", value)
-    return str(value.value if isinstance(value, enum.Enum) else value)
+    report = run_proof_suite()
+    results: dict[str, list[Any]] = {}
+    configurations: dict[str, set[str]] = {}
+    for record in report.records:
+        if record.kind in (Kind.INIT, Kind.CONSECUTION):
+            results.setdefault(record.invariant, []).append(record.result)
+            configurations.setdefault(record.invariant, set()).add(record.target)
+    statuses = {}
+    for name, ended in results.items():
+        places = f"{len(ended)} obligations, {len(configurations[name])} configurations"
+        if all(result == Result.PROVED for result in ended):
+            statuses[name] = f"proved ({places})"
+        else:
+            counts = ", ".join(f"{ended.count(r)} {r.value}" for r in Result if r in ended)
+            statuses[name] = f"NOT proved: {counts} ({places})"
+    return statuses
 
 
 class InvariantsDirective(TableDirective):
@@ -277,22 +296,20 @@ class InvariantsDirective(TableDirective):
 
         configs = sample_configs()
         statuses = proof_status(self.env.app)
-        rows = []
-        for name, invariant in INVARIANTS.items():
-            row = [
-                self.rst(f":func:`{name} <{qualified(invariant.holds)}>`"),
+        missing = [name for name in INVARIANTS if name not in statuses]
+        if missing:
+            raise self.error(f"no proof status for {', '.join(missing)}: is it in forkshare.proofs?")
+        rows = [
+            [
+                self.code(f":func:`{name} <{qualified(invariant.holds)}>`"),
                 text(invariant.claim),
-                self.rst(applicability(invariant.applies, configs)),
+                self.code(applicability(invariant.applies, configs)),
+                text(statuses[name]),
             ]
-            if statuses is not None:
-                row.append(text(statuses.get(name, "—")))
-            rows.append(row)
-        header = ["invariant", "claim", "claimed by"]
-        widths = [26, 50, 24]
-        if statuses is not None:
-            header.append("proof status")
-            widths.append(14)
-        return [build_table(header, rows, widths)]
+            for name, invariant in INVARIANTS.items()
+        ]
+        header = ["invariant", "claim", "claimed by", "proof status"]
+        return [build_table(header, rows, (24, 40, 20, 16))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,10 +342,10 @@ class VariantsDirective(TableDirective):
                 [
                     literals([name]),
                     literals([variant.mode.value]),
-                    self.rst(changes),
-                    self.rst(f":func:`{variant.expected} <{qualified(expected)}>`"),
+                    self.code(changes),
+                    self.code(f":func:`{variant.expected} <{qualified(expected)}>`"),
                     text(variant.seen_in),
-                    self.rst(f"``forkshare explore --variant {name}``\n\n(``--all``: {budget})"),
+                    self.code(f"``forkshare explore --variant {name}``\n\n(``--all``: {budget})"),
                 ]
             )
         header = ("variant", "mode", "what it changes", "violates", "seen in", "reproduce")
@@ -354,7 +371,7 @@ class EnumDirective(TableDirective):
         cls = _import_object(self.arguments[0])
         docs = attribute_docs(cls.__module__)
         rows = [
-            [literals([str(m.value)]), self.rst(docs.get((cls.__name__, m.name), ""))] for m in cls
+            [literals([str(m.value)]), self.code(docs.get((cls.__name__, m.name), ""))] for m in cls
         ]
         return [build_table(("value", "meaning"), rows, (18, 82))]
 
@@ -416,7 +433,7 @@ class ModesDirective(TableDirective):
             rows.append(
                 [
                     literals([mode.value]),
-                    self.rst(docs.get(("Mode", mode.name), "")),
+                    self.code(docs.get(("Mode", mode.name), "")),
                     [
                         nodes.line_block(
                             "", *(nodes.line(text=t) for t in sharing_summary(config).splitlines())
@@ -434,24 +451,23 @@ class ModesDirective(TableDirective):
 # ---------------------------------------------------------------------------------------------
 
 
-def command_parser(name: str, overrides: Mapping[str, str]) -> argparse.ArgumentParser | None:
-    """The parser of ``forkshare NAME``, or None while the command's module does not exist.
+def command_parser(name: str, overrides: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The parser of ``forkshare NAME``.
 
     The parser is ``build_parser()`` of the command's module (``forkshare.cli.SUBCOMMANDS``), or
     the ``"module:function"`` given for NAME in the ``forkshare_cli_parsers`` setting.
+
+    Raises:
+        ImportError: the module does not exist.
+        LookupError: the module has no such function.
     """
     from forkshare.cli import SUBCOMMANDS
 
     module_name, _, function = overrides.get(name, SUBCOMMANDS[name].module).partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
-            return None
-        raise
+    module = importlib.import_module(module_name)
     build = getattr(module, function or "build_parser", None)
     if build is None:
-        return None
+        raise LookupError(f"{module_name} has no {function or 'build_parser'}()")
     parser: argparse.ArgumentParser = build()
     formatter: Any = parser.formatter_class  # argparse types it as a protocol without ``width``
     parser.formatter_class = functools.partial(formatter, width=CLI_WIDTH)
@@ -486,11 +502,10 @@ def _option_meaning(action: argparse.Action) -> Cell:
 class CliDirective(TableDirective):
     """``.. forkshare-cli:: NAME`` — usage and options of ``forkshare NAME`` from its parser.
 
-    The content is the command's specification, shown only while its module does not exist yet.
+    There is no fallback text: a command whose parser cannot be built fails the build.
     """
 
     required_arguments = 1
-    has_content = True
 
     def run(self) -> list[nodes.Node]:
         from forkshare.cli import SUBCOMMANDS
@@ -498,9 +513,10 @@ class CliDirective(TableDirective):
         name = self.arguments[0]
         if name not in SUBCOMMANDS:
             raise self.error(f"no sub-command {name!r}; known: {', '.join(SUBCOMMANDS)}")
-        parser = command_parser(name, self.config.forkshare_cli_parsers)
-        if parser is None:
-            return self._specification(name)
+        try:
+            parser = command_parser(name, self.config.forkshare_cli_parsers)
+        except (ImportError, LookupError) as error:
+            raise self.error(f"forkshare {name}: no argument parser to document: {error}") from None
         usage = parser.format_usage().removeprefix("usage: ").strip()
         result: list[nodes.Node] = [nodes.literal_block(usage, usage, language="text")]
         if parser.description:
@@ -518,17 +534,6 @@ class CliDirective(TableDirective):
         if parser.epilog:
             result += text(parser.epilog)
         return result
-
-    def _specification(self, name: str) -> list[nodes.Node]:
-        note = nodes.note()
-        note += text(
-            f"forkshare {name} is being written; until its module exists, this page shows the "
-            "interface it is specified to have. Once it exists, the options below are generated "
-            "from its argument parser."
-        )
-        container = nodes.container()
-        self.state.nested_parse(self.content, self.content_offset, container)
-        return [note, *container.children]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -561,7 +566,7 @@ def resolve_short_name(app: Any, env: Any, node: Any, contnode: nodes.Element) -
 
 
 def setup(app: Any) -> dict[str, Any]:
-    """Register the directives and the ``forkshare_proof_status`` configuration value."""
+    """Register the directives, the configuration values and the facts extension."""
     app.add_config_value("forkshare_proof_status", "", "env", [str])
     app.add_config_value("forkshare_cli_parsers", {}, "env", [dict])
     app.add_directive("forkshare-actions", ActionsDirective)
@@ -571,4 +576,5 @@ def setup(app: Any) -> dict[str, Any]:
     app.add_directive("forkshare-enum", EnumDirective)
     app.add_directive("forkshare-cli", CliDirective)
     app.connect("missing-reference", resolve_short_name)
+    app.setup_extension("forkshare_facts")
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
