@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from docutils import nodes
+from forkshare_tables import Cell, TableDirective, build_table
 from sphinx import addnodes
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxRole
-
-from forkshare_tables import Cell, TableDirective, build_table
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +152,7 @@ class FactsDirective(TableDirective):
 
     required_arguments = 1
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         families, facts = load_facts()
         family = self.arguments[0]
         if family not in families:

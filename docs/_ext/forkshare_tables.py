@@ -90,7 +90,9 @@ def build_table(
     for width in widths:
         group += nodes.colspec(colwidth=width)
     head = nodes.thead()
-    head += _row([[nodes.paragraph(text=cell)] if isinstance(cell, str) else cell for cell in header])
+    head += _row(
+        [[nodes.paragraph(text=cell)] if isinstance(cell, str) else cell for cell in header]
+    )
     group += head
     body = nodes.tbody()
     for cells in rows:
@@ -134,27 +136,34 @@ def attribute_docs(module: str) -> dict[tuple[str, str], str]:
     return {key: "\n".join(lines).strip() for key, lines in analyzer.find_attr_docs().items()}
 
 
+def untranslatable(result: list[nodes.Node]) -> list[nodes.Node]:
+    """``result`` with every text node marked untranslatable: generated from the code, it has no
+    place in a page's gettext catalog (the docstrings are the source, in English)."""
+    for node in result:
+        for element in node.findall(nodes.TextElement):
+            element["translatable"] = False
+    return result
+
+
 class TableDirective(SphinxDirective):
     """Common base: parse RST snippets (docstrings, cross-references) into cell nodes."""
 
-    def rst(self, source: str, *, translatable: bool = True) -> Cell:
-        """``source`` parsed as reStructuredText, in this directive's context.
+    def run(self) -> list[nodes.Node]:
+        """Note this page as generated from the code (see :func:`reread_generated`), then render."""
+        generated_pages(self.env).add(self.env.docname)
+        return self.render()
 
-        Text from the code (docstrings, option help) passes ``translatable=False``: it would
-        otherwise land in the page's gettext catalog, where it belongs to nobody (the docstring is
-        the source of truth, and it is written in English).
-        """
+    def render(self) -> list[nodes.Node]:
+        """The directive's nodes."""
+        raise NotImplementedError
+
+    def rst(self, source: str) -> Cell:
+        """``source`` parsed as reStructuredText, in this directive's context (translatable: a
+        directive that renders text from the code returns :func:`untranslatable` nodes)."""
         container = nodes.container()
         lines = StringList(inspect.cleandoc(source).splitlines(), source=self.get_source_info()[0])
         self.state.nested_parse(lines, self.content_offset, container)
-        if not translatable:
-            for node in container.findall(nodes.TextElement):
-                node["translatable"] = False
         return list(container.children)
-
-    def code(self, source: str) -> Cell:
-        """:meth:`rst` for text that comes from the code: never translated."""
-        return self.rst(source, translatable=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,7 +180,7 @@ class ActionsDirective(TableDirective):
 
     option_spec = {"kind": _kind_option}  # noqa: RUF012 (docutils reads a class attribute)
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         from forkshare.model.actions import ACTIONS
 
         wanted = self.options.get("kind")
@@ -181,18 +190,18 @@ class ActionsDirective(TableDirective):
                 continue
             guard = inspect.getdoc(action.guard) or ""
             row = [
-                self.code(f":func:`{name} <{qualified(action.effect)}>`"),
+                self.rst(f":func:`{name} <{qualified(action.effect)}>`"),
                 text(action.kind.value),
                 literals(p.value for p in action.params),
                 text(action.summary),
-                self.code(f":func:`~{qualified(action.guard)}`: {guard}"),
+                self.rst(f":func:`~{qualified(action.guard)}`: {guard}"),
             ]
             rows.append(row[:1] + row[2:] if wanted else row)
         header = ["action", "kind", "parameters", "summary", "guard: when it may fire"]
         widths = [18, 10, 14, 22, 56]
         if wanted:  # one kind per table: the column would repeat it on every row
             del header[1], widths[1]
-        return [build_table(header, rows, widths)]
+        return untranslatable([build_table(header, rows, widths)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,25 +300,27 @@ def suite_statuses() -> dict[str, str]:
 class InvariantsDirective(TableDirective):
     """``.. forkshare-invariants::`` — the invariant table, one row per entry of ``INVARIANTS``."""
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         from forkshare.model.invariants import INVARIANTS
 
         configs = sample_configs()
         statuses = proof_status(self.env.app)
         missing = [name for name in INVARIANTS if name not in statuses]
         if missing:
-            raise self.error(f"no proof status for {', '.join(missing)}: is it in forkshare.proofs?")
+            raise self.error(
+                f"no proof status for {', '.join(missing)}: is it in forkshare.proofs?"
+            )
         rows = [
             [
-                self.code(f":func:`{name} <{qualified(invariant.holds)}>`"),
+                self.rst(f":func:`{name} <{qualified(invariant.holds)}>`"),
                 text(invariant.claim),
-                self.code(applicability(invariant.applies, configs)),
+                self.rst(applicability(invariant.applies, configs)),
                 text(statuses[name]),
             ]
             for name, invariant in INVARIANTS.items()
         ]
         header = ["invariant", "claim", "claimed by", "proof status"]
-        return [build_table(header, rows, (24, 40, 20, 16))]
+        return untranslatable([build_table(header, rows, (24, 40, 20, 16))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,7 +331,7 @@ class InvariantsDirective(TableDirective):
 class VariantsDirective(TableDirective):
     """``.. forkshare-variants::`` — the unsafe designs of ``VARIANTS`` and what each breaks."""
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         from forkshare.model.config import Config
         from forkshare.model.invariants import INVARIANTS
         from forkshare.model.variants import VARIANTS
@@ -342,14 +353,14 @@ class VariantsDirective(TableDirective):
                 [
                     literals([name]),
                     literals([variant.mode.value]),
-                    self.code(changes),
-                    self.code(f":func:`{variant.expected} <{qualified(expected)}>`"),
+                    self.rst(changes),
+                    self.rst(f":func:`{variant.expected} <{qualified(expected)}>`"),
                     text(variant.seen_in),
-                    self.code(f"``forkshare explore --variant {name}``\n\n(``--all``: {budget})"),
+                    self.rst(f"``forkshare explore --variant {name}``\n\n(``--all``: {budget})"),
                 ]
             )
         header = ("variant", "mode", "what it changes", "violates", "seen in", "reproduce")
-        return [build_table(header, rows, (16, 10, 34, 20, 26, 24))]
+        return untranslatable([build_table(header, rows, (16, 10, 34, 20, 26, 24))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,13 +378,13 @@ class EnumDirective(TableDirective):
 
     required_arguments = 1
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         cls = _import_object(self.arguments[0])
         docs = attribute_docs(cls.__module__)
         rows = [
-            [literals([str(m.value)]), self.code(docs.get((cls.__name__, m.name), ""))] for m in cls
+            [literals([str(m.value)]), self.rst(docs.get((cls.__name__, m.name), ""))] for m in cls
         ]
-        return [build_table(("value", "meaning"), rows, (18, 82))]
+        return untranslatable([build_table(("value", "meaning"), rows, (18, 82))])
 
 
 def started(config: Any) -> Any:
@@ -420,7 +431,7 @@ class ModesDirective(TableDirective):
 
     option_spec = {"workers": directives.positive_int}  # noqa: RUF012
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         from forkshare.model.config import Config, Mode
         from forkshare.model.invariants import INVARIANTS
 
@@ -433,7 +444,7 @@ class ModesDirective(TableDirective):
             rows.append(
                 [
                     literals([mode.value]),
-                    self.code(docs.get(("Mode", mode.name), "")),
+                    self.rst(docs.get(("Mode", mode.name), "")),
                     [
                         nodes.line_block(
                             "", *(nodes.line(text=t) for t in sharing_summary(config).splitlines())
@@ -443,7 +454,7 @@ class ModesDirective(TableDirective):
                 ]
             )
         header = ("mode", "meaning", f"after start ({workers} workers)", "not claimed")
-        return [build_table(header, rows, (11, 40, 36, 13))]
+        return untranslatable([build_table(header, rows, (11, 40, 36, 13))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,7 +518,7 @@ class CliDirective(TableDirective):
 
     required_arguments = 1
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         from forkshare.cli import SUBCOMMANDS
 
         name = self.arguments[0]
@@ -533,7 +544,7 @@ class CliDirective(TableDirective):
         result.append(build_table(("option", "default", "meaning"), rows, (32, 12, 56)))
         if parser.epilog:
             result += text(parser.epilog)
-        return result
+        return untranslatable(result)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -565,6 +576,31 @@ def resolve_short_name(app: Any, env: Any, node: Any, contnode: nodes.Element) -
     return make_refnode(app.builder, node["refdoc"], obj.docname, obj.node_id, contnode, name)
 
 
+def generated_pages(env: Any) -> set[str]:
+    """The pages that render a table from the code, recorded on the build environment."""
+    if not hasattr(env, "forkshare_generated"):
+        env.forkshare_generated = set()
+    pages: set[str] = env.forkshare_generated
+    return pages
+
+
+def reread_generated(
+    app: Any, env: Any, added: set[str], changed: set[str], removed: set[str]
+) -> list[str]:
+    """Read every generated page again on every build: Sphinx re-reads a page when its source or
+    a module autodoc'd on it changes, but not when the proofs, a parser or the facts file does,
+    and a cached table would silently go stale."""
+    return sorted(generated_pages(env) - removed)
+
+
+def _purge(app: Any, env: Any, docname: str) -> None:
+    generated_pages(env).discard(docname)
+
+
+def _merge(app: Any, env: Any, docnames: set[str], other: Any) -> None:
+    generated_pages(env).update(generated_pages(other) & docnames)
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Register the directives, the configuration values and the facts extension."""
     app.add_config_value("forkshare_proof_status", "", "env", [str])
@@ -576,5 +612,8 @@ def setup(app: Any) -> dict[str, Any]:
     app.add_directive("forkshare-enum", EnumDirective)
     app.add_directive("forkshare-cli", CliDirective)
     app.connect("missing-reference", resolve_short_name)
+    app.connect("env-get-outdated", reread_generated)
+    app.connect("env-purge-doc", _purge)
+    app.connect("env-merge-info", _merge)
     app.setup_extension("forkshare_facts")
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
