@@ -10,7 +10,9 @@ translated, fuzzy, untranslated.
 
 from __future__ import annotations
 
+import re
 import subprocess
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +88,41 @@ def test_no_message_is_untranslated_or_fuzzy(page: str) -> None:
         f"{page}.po: {translated} translated, {fuzzy} fuzzy, {untranslated} untranslated; "
         "run 'make docs-po' and translate:\n" + "\n".join(wrong)
     )
+
+
+INLINE_MARKUP = re.compile(
+    r"``.+?``|:[\w:+-]+:`[^`]+`|\*\*[^*]+\*\*|(?<![*\w])\*[^*\s][^*]*\*(?!\*)|`[^`]+`__?"
+)
+"""Inline literals, roles, strong, emphasis and links, as docutils recognises them."""
+
+
+def unrecognisable_markup(text: str) -> list[str]:
+    """Inline markup that docutils would show as plain text: Japanese has no spaces between
+    words, and markup glued to a letter (``これは``x``です``) is not markup at all."""
+
+    def is_boundary(char: str) -> bool:
+        return not char or char.isspace() or unicodedata.category(char)[0] in "PZ"
+
+    return [
+        match[0]
+        for match in INLINE_MARKUP.finditer(text)
+        if not is_boundary(text[match.start() - 1 : match.start()])
+        or not is_boundary(text[match.end() : match.end() + 1])
+    ]
+
+
+@pytest.mark.parametrize("page", page_names())
+def test_translations_keep_their_inline_markup_recognisable(page: str) -> None:
+    glued = {
+        m.id: unrecognisable_markup(str(m.string)) for m in messages(catalog(page)) if m.string
+    }
+    glued = {str(k)[:60]: v for k, v in glued.items() if v}
+    assert not glued, f"{page}.po: put a space between Japanese text and inline markup: {glued}"
+
+
+def test_glued_markup_is_found() -> None:
+    assert unrecognisable_markup("これは``x``です") == ["``x``"]
+    assert unrecognisable_markup("これは ``x`` です。:fact:`K1`、**強調** (:doc:`a`)") == []
 
 
 def test_the_rules_can_fail() -> None:
