@@ -91,7 +91,7 @@ def test_no_message_is_untranslated_or_fuzzy(page: str) -> None:
 
 
 INLINE_MARKUP = re.compile(
-    r"``.+?``|:[\w:+-]+:`[^`]+`|\*\*[^*]+\*\*|(?<![*\w])\*[^*\s][^*]*\*(?!\*)|`[^`]+`__?"
+    r"``.+?``(?!`)|:[\w:+-]+:`[^`]+`|\*\*[^*]+\*\*|(?<![*\w])\*[^*\s][^*]*\*(?!\*)|`[^`]+`__?"
 )
 """Inline literals, roles, strong, emphasis and links, as docutils recognises them."""
 
