@@ -12,13 +12,14 @@ SOURCES := cli model impl proofs conformance conformance/observe conformance/str
 PROFILE ?= $(if $(CI),ci,dev)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck docs bench install system-packages clean help
+.PHONY: demo test lint typecheck docs docs-po bench install system-packages clean help
 
 help:
 	@echo "make demo       explore the model in every mode and print every unsafe design's counterexample"
 	@echo "make test       the whole test suite (Hypothesis profile: $(PROFILE); set PROFILE=thorough for more)"
 	@echo "make lint       ruff and mypy --strict"
-	@echo "make docs       build the Sphinx docs with -W -n"
+	@echo "make docs       build the Sphinx docs with -W -n: English (docs/_build/html), Japanese (docs/_build/html/ja)"
+	@echo "make docs-po    refresh the Japanese gettext catalogs after the English text changed"
 	@echo "make bench      explorer states/s, proof suite time, server requests/s"
 	@echo "make system-packages  install the missing Debian packages of .ci/system-packages.toml"
 	@echo "                (demo and test run it first; as root it runs apt-get, else it names them)"
@@ -54,8 +55,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy -p forkshare
 
+# Each language has its own doctree cache: a shared one would be rebuilt on every switch.
 docs: $(STAMP)
-	$(BIN)/sphinx-build -q -W -n -b html docs docs/_build/html
+	$(BIN)/sphinx-build -q -W -n -b html -d docs/_build/doctrees/en docs docs/_build/html
+	$(BIN)/sphinx-build -q -W -n -b html -d docs/_build/doctrees/ja -D language=ja docs docs/_build/html/ja
+
+# After the English text changes: extract the messages, merge them into the catalogs (new ones
+# arrive untranslated, changed ones fuzzy), then translate them; tests/docs/test_catalogs.py
+# fails until every message of the translated pages is translated and not fuzzy.
+docs-po: $(STAMP)
+	$(BIN)/sphinx-build -q -b gettext -d docs/_build/doctrees/gettext docs docs/_build/gettext
+	$(BIN)/sphinx-intl update -p docs/_build/gettext -d docs/locale -l ja --no-obsolete -w 100
 
 bench: $(STAMP)
 	$(BIN)/forkshare bench

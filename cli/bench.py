@@ -180,8 +180,8 @@ SECTIONS: dict[str, Callable[[], list[Figure]]] = {
 }
 
 
-def main(argv: Sequence[str]) -> int:
-    """Run ``forkshare bench``; exit 0 when it ran (figures below target are reported, not fatal)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``forkshare bench`` argument parser (the docs' reference is generated from it)."""
     parser = argparse.ArgumentParser(
         prog="forkshare bench",
         description="Measure the explorer, model coverage, the proof suite, the verifier and the "
@@ -194,7 +194,12 @@ def main(argv: Sequence[str]) -> int:
         help="run only this section (repeatable)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON record per figure")
-    args = parser.parse_args(list(argv))
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run ``forkshare bench``; exit 0 when it ran (figures below target are reported, not fatal)."""
+    args = build_parser().parse_args(list(argv))
     figures: list[Figure] = []
     console = Console(stderr=True)
     for name in args.only or list(SECTIONS):

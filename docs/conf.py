@@ -46,11 +46,21 @@ html_css_files = ["forkshare.css"]
 copybutton_exclude = ".linenos, .gp, .go"
 exclude_patterns = ["_build", "examples"]
 # The proof-status column of ``.. forkshare-invariants::``: "module:function" returning
-# {invariant name: status}. Empty: look for a known name in forkshare.proofs (see _ext).
+# {invariant name: status}. Empty: run forkshare.proofs' suite at build time (see _ext).
 forkshare_proof_status = ""
 # Where ``.. forkshare-cli:: NAME`` finds a parser when NAME's module has no build_parser():
 # ``forkshare serve`` parses its options in forkshare.impl.options (the file re-read on HUP).
 forkshare_cli_parsers = {"serve": "forkshare.impl.options:build_parser"}
+
+# Translations: Sphinx's gettext catalogs, one per page (gettext_compact off), under
+# locale/ja/LC_MESSAGES/. ``make docs`` builds English into _build/html and, with
+# ``-D language=ja``, Japanese into _build/html/ja; ``make docs-po`` refreshes the catalogs after
+# the English text changes (contributing.rst). Locations stay in the catalogs for the translator;
+# no uuids, so that a refresh changes only what changed.
+locale_dirs = ["locale/"]
+gettext_compact = False
+gettext_uuid = False
+gettext_location = True
 
 # Standard-library and builtin names that appear in forkshare's signatures. They would resolve
 # through intersphinx's Python inventory, which an offline build cannot download; they are the

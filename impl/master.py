@@ -6,7 +6,7 @@ and the workers' channels), then handles the recorded intents in the priority or
 reopen — then its timers (respawn back-off, the delayed QUIT of an old generation, the graceful
 deadline, the TERM → KILL escalation). nginx's ``ngx_master_process_cycle`` has the same shape.
 
-Lifecycle (nginx's signals, DOMAIN §1.7):
+Lifecycle (nginx's signals, facts §1.7):
 
 * HUP: re-read the options; open the listeners that were added (and keep every other socket and
   its queue); fork the new generation on the same sockets; :data:`OLD_GENERATION_QUIT_DELAY` later

@@ -5,7 +5,7 @@ Discussion:
     path (traced, sockets closed at once) instead of an untraceable SIGKILL; the periodic parent
     check in the worker loop (``os.getppid() != master``) covers both a master that died before
     ``prctl`` ran and a worker whose SIGTERM is somehow not acted on. nginx has neither and its
-    workers outlive a killed master forever (DOMAIN §1.8, B8); gunicorn's sync worker only checks
+    workers outlive a killed master forever (facts §1.8, B8); gunicorn's sync worker only checks
     ``getppid`` after each ``select`` timeout (≤ 15 s idle).
 """
 

@@ -21,7 +21,7 @@ every :data:`TICK`).
 Discussion:
     *Never-used connections on a graceful stop.* nginx does not count a connection that has not
     sent its first request as idle, so a graceful stop waits for ``client_header_timeout`` (60 s,
-    DOMAIN §0.2); gunicorn waits ``graceful_timeout`` (30 s). Closing such a connection the instant
+    F3); gunicorn waits ``graceful_timeout`` (30 s). Closing such a connection the instant
     QUIT arrives would race with a request already in flight on loopback, so it is closed once it
     is :data:`FIRST_BYTE_GRACE` old with nothing received.
 """

@@ -5,7 +5,7 @@ request, SIGKILL/SIGSTOP/SIGCONT a worker, signal the master). Internal actions 
 and the kernel choose (which worker accepts, mutex acquisition, spawn, reap, exit). Every effect
 returns the tuple of possible successors; nondeterminism is explicit (the reuseport hash choice).
 
-Signals follow nginx (DOMAIN.md §1.7): HUP reload, QUIT graceful, TERM fast, USR2 upgrade. A
+Signals follow nginx (facts §1.7): HUP reload, QUIT graceful, TERM fast, USR2 upgrade. A
 master's reaction to its signal is part of the same step (masters are never stopped here); a
 worker's reaction to QUIT is a step of its own (``begin_graceful_exit``), because a stopped worker
 cannot react.

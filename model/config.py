@@ -1,6 +1,6 @@
 """What a server is configured to do, and how far an exploration may go.
 
-The model is parameterised, not hard-wired: where real servers differ (DOMAIN.md §1, §2), the
+The model is parameterised, not hard-wired: where real servers differ (facts §1, §2), the
 difference is a field here (STYLE.md rule 4). The unsafe designs real servers have shipped are
 named presets of these fields in :mod:`forkshare.model.variants`.
 
@@ -41,7 +41,7 @@ SHARED_MODES = frozenset({Mode.BLOCKING, Mode.POLL, Mode.EXCLUSIVE, Mode.MUTEX})
 
 
 class ParentDeath(StrEnum):
-    """What workers do when their master dies (DOMAIN.md §1.8, §2.4, property P13)."""
+    """What workers do when their master dies (facts §1.8, §2.4, property P13)."""
 
     WORKERS_EXIT = "workers-exit"
     """Workers notice (PR_SET_PDEATHSIG or a parent check) and exit: gunicorn sync, forkshare."""

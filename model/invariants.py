@@ -1,7 +1,7 @@
 """The model's invariants: named predicates, each with the one-line claim it checks.
 
 The first is the type invariant (every reference points at something that exists); the rest are
-the safety properties of DOMAIN.md §7 that a state can violate. Each claim is printed next to its
+the safety properties of facts §7 that a state can violate. Each claim is printed next to its
 proof status in the docs and by ``forkshare prove``.
 """
 

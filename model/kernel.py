@@ -1,4 +1,4 @@
-"""Linux semantics the actions are built from, as pure functions on :class:`System` (DOMAIN.md §5).
+"""Linux semantics the actions are built from, as pure functions on :class:`System` (facts §5).
 
 Each function is one kernel fact: fork copies the descriptor table (K1); a socket lives while any
 descriptor refers to it, and closing the last one resets the connections still queued on it (K1,

@@ -1,6 +1,6 @@
 """What can be seen of a state from outside: the projection the verifier compares real servers with.
 
-A real server is observed through /proc and its clients (DOMAIN.md §8): the process tree, which
+A real server is observed through /proc and its clients (facts §8): the process tree, which
 processes hold which listening socket, the accept-queue lengths, who accepted each client
 connection and what each client saw. Hidden state — the accept mutex's lock word, a worker's
 belief that it holds it, a pending QUIT not yet acted on — is not part of the observation.

@@ -12,7 +12,7 @@ Discussion:
     and maps them to sockets.
 
     *The accept mutex is two facts, not one.* The shared lock word holds the holder's pid
-    (nginx's shmtx, DOMAIN.md §1.5), and each process has its own belief that it holds it
+    (nginx's shmtx, facts §1.5), and each process has its own belief that it holds it
     (``ngx_accept_mutex_held``). Keeping both is what makes "at most one holder" and "the holder is
     alive" claims that can fail, instead of consequences of the data type.
 

@@ -1,4 +1,4 @@
-"""The unsafe designs real servers have shipped, as named configuration presets (DOMAIN.md §6).
+"""The unsafe designs real servers have shipped, as named configuration presets (facts §6).
 
 Each variant changes policy fields of a :class:`~forkshare.model.config.Config` and names the
 invariant it is known to break. "Every unsafe variant must fail, and a test says so": the

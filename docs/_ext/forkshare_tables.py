@@ -19,17 +19,24 @@ directive                       renders
 ``.. forkshare-enum:: PATH``    any enum's members and their docstrings (e.g. ``Fate``)
 ``.. forkshare-cli:: NAME``     a sub-command's usage and options, read from its module's
                                 ``build_parser()`` (or the function named for NAME in the
-                                ``forkshare_cli_parsers`` setting); while that module does not
-                                exist yet, the directive's content (the command's specification)
-                                is shown instead
+                                ``forkshare_cli_parsers`` setting); a command without a parser
+                                fails the build: no hand-written usage can go stale
 ==============================  ================================================================
 
-Proof status: the configuration value ``forkshare_proof_status`` names a zero-argument callable as
-``"module:function"`` returning a mapping from invariant name to a status (a string, an enum, or an
-object with a ``status`` attribute). When it is empty, the directive looks in
-:mod:`forkshare.proofs` for one of :data:`PROOF_STATUS_CANDIDATES`. No such function (or no
-``forkshare.proofs`` at all): the column is left out. A function that exists but fails is a build
-warning, so ``-W`` makes it an error rather than a silently missing column.
+``.. forkshare-facts::`` and ``:fact:`` live in ``forkshare_facts`` (set up from here).
+
+Proof status: the invariant table runs the proof suite at build time
+(:func:`forkshare.proofs.suite.run_proof_suite`, about 4 s) and shows, per invariant, how its
+initiation and consecution obligations ended over every safe configuration. The configuration
+value ``forkshare_proof_status`` may name another zero-argument callable as ``"module:function"``
+returning a mapping from invariant name to a status text. A status that cannot be computed, or an
+invariant without one, is a build error, never a silently missing column.
+
+Discussion:
+    *Run the proofs at build time rather than render a recorded result.* A recorded
+    ``forkshare prove --json`` file would need a test comparing it with a fresh run to stay
+    honest, and that test costs the same 4 s; running the suite here cannot go stale at all.
+    Each language is built by its own ``sphinx-build``, so ``make docs`` pays it twice.
 """
 
 from __future__ import annotations
@@ -53,9 +60,6 @@ from sphinx.util.docutils import SphinxDirective
 
 logger = logging.getLogger(__name__)
 
-PROOF_STATUS_CANDIDATES = ("invariant_status", "proof_status", "invariant_statuses")
-"""Names of a per-invariant status function looked up in :mod:`forkshare.proofs`."""
-
 CLI_WIDTH = 100
 """Width of the usage lines (argparse otherwise wraps at the terminal's width: not reproducible)."""
 
@@ -68,9 +72,16 @@ Cell = list[nodes.Node]
 
 
 def build_table(
-    header: Sequence[str], rows: Iterable[Sequence[Cell]], widths: Sequence[int], title: str = ""
+    header: Sequence[str | Cell],
+    rows: Iterable[Sequence[Cell]],
+    widths: Sequence[int],
+    title: str = "",
 ) -> nodes.table:
-    """A docutils table with a header row; each cell is a list of body nodes."""
+    """A docutils table with a header row; each cell is a list of body nodes.
+
+    A header given as a string is not translated; give a parsed cell (:meth:`TableDirective.rst`)
+    for a header that the gettext catalogs should translate.
+    """
     table = nodes.table(classes=["forkshare-table"])
     if title:
         table += nodes.title(text=title)
@@ -79,7 +90,9 @@ def build_table(
     for width in widths:
         group += nodes.colspec(colwidth=width)
     head = nodes.thead()
-    head += _row([[nodes.paragraph(text=text)] for text in header])
+    head += _row(
+        [[nodes.paragraph(text=cell)] if isinstance(cell, str) else cell for cell in header]
+    )
     group += head
     body = nodes.tbody()
     for cells in rows:
@@ -123,11 +136,30 @@ def attribute_docs(module: str) -> dict[tuple[str, str], str]:
     return {key: "\n".join(lines).strip() for key, lines in analyzer.find_attr_docs().items()}
 
 
+def untranslatable(result: list[nodes.Node]) -> list[nodes.Node]:
+    """``result`` with every text node marked untranslatable: generated from the code, it has no
+    place in a page's gettext catalog (the docstrings are the source, in English)."""
+    for node in result:
+        for element in node.findall(nodes.TextElement):
+            element["translatable"] = False
+    return result
+
+
 class TableDirective(SphinxDirective):
     """Common base: parse RST snippets (docstrings, cross-references) into cell nodes."""
 
+    def run(self) -> list[nodes.Node]:
+        """Note this page as generated from the code (see :func:`reread_generated`), then render."""
+        generated_pages(self.env).add(self.env.docname)
+        return self.render()
+
+    def render(self) -> list[nodes.Node]:
+        """The directive's nodes."""
+        raise NotImplementedError
+
     def rst(self, source: str) -> Cell:
-        """``source`` parsed as reStructuredText, in this directive's context."""
+        """``source`` parsed as reStructuredText, in this directive's context (translatable: a
+        directive that renders text from the code returns :func:`untranslatable` nodes)."""
         container = nodes.container()
         lines = StringList(inspect.cleandoc(source).splitlines(), source=self.get_source_info()[0])
         self.state.nested_parse(lines, self.content_offset, container)
@@ -148,7 +180,7 @@ class ActionsDirective(TableDirective):
 
     option_spec = {"kind": _kind_option}  # noqa: RUF012 (docutils reads a class attribute)
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         from forkshare.model.actions import ACTIONS
 
         wanted = self.options.get("kind")
@@ -169,7 +201,7 @@ class ActionsDirective(TableDirective):
         widths = [18, 10, 14, 22, 56]
         if wanted:  # one kind per table: the column would repeat it on every row
             del header[1], widths[1]
-        return [build_table(header, rows, widths)]
+        return untranslatable([build_table(header, rows, widths)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,70 +261,66 @@ def _describe_values(name: str, values: set[Any], every: set[Any]) -> str:
     return f"``{name}`` = {listed}" if len(ordered) == 1 else f"``{name}`` in {listed}"
 
 
-def proof_status(app: Any) -> Mapping[str, str] | None:
-    """Per-invariant proof status from :mod:`forkshare.proofs`, or None if it exposes none."""
-    function = _status_function(app.config.forkshare_proof_status)
-    if function is None:
-        return None
-    try:
-        statuses = function()
-    except Exception as error:  # the proofs are broken: say so, -W turns it into a failure
-        logger.warning("forkshare proof status: %s() failed: %r", qualified(function), error)
-        return None
-    return {str(name): _status_text(value) for name, value in dict(statuses).items()}
-
-
-def _status_function(spec: str) -> Callable[[], Any] | None:
+def proof_status(app: Any) -> Mapping[str, str]:
+    """Per-invariant proof status: from the ``forkshare_proof_status`` callable when one is named,
+    else from a run of the proof suite (:func:`suite_statuses`)."""
+    spec = app.config.forkshare_proof_status
+    if not spec:
+        return suite_statuses()
     module_name, _, attribute = spec.partition(":")
-    candidates = (attribute,) if attribute else PROOF_STATUS_CANDIDATES
-    try:
-        module = importlib.import_module(module_name or "forkshare.proofs")
-    except ImportError:
-        return None
-    for name in candidates:
-        function = getattr(module, name, None)
-        if callable(function) and _takes_no_arguments(function):
-            return function  # type: ignore[no-any-return]
-    return None
+    function = getattr(importlib.import_module(module_name), attribute)
+    return {str(name): str(status) for name, status in dict(function()).items()}
 
 
-def _takes_no_arguments(function: Callable[..., Any]) -> bool:
-    try:
-        inspect.signature(function).bind()
-    except (TypeError, ValueError):
-        return False
-    return True
+@functools.cache
+def suite_statuses() -> dict[str, str]:
+    """Run the whole proof suite once per build and summarise, per invariant, how its initiation
+    and consecution obligations ended over every safe configuration (``forkshare prove``)."""
+    from forkshare.proofs.report import Kind, Result
+    from forkshare.proofs.suite import run_proof_suite
 
-
-def _status_text(value: Any) -> str:
-    value = getattr(value, "status", value)
-    return str(value.value if isinstance(value, enum.Enum) else value)
+    report = run_proof_suite()
+    results: dict[str, list[Any]] = {}
+    configurations: dict[str, set[str]] = {}
+    for record in report.records:
+        if record.kind in (Kind.INIT, Kind.CONSECUTION):
+            results.setdefault(record.invariant, []).append(record.result)
+            configurations.setdefault(record.invariant, set()).add(record.target)
+    statuses = {}
+    for name, ended in results.items():
+        places = f"{len(ended)} obligations, {len(configurations[name])} configurations"
+        if all(result == Result.PROVED for result in ended):
+            statuses[name] = f"proved ({places})"
+        else:
+            counts = ", ".join(f"{ended.count(r)} {r.value}" for r in Result if r in ended)
+            statuses[name] = f"NOT proved: {counts} ({places})"
+    return statuses
 
 
 class InvariantsDirective(TableDirective):
     """``.. forkshare-invariants::`` — the invariant table, one row per entry of ``INVARIANTS``."""
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         from forkshare.model.invariants import INVARIANTS
 
         configs = sample_configs()
         statuses = proof_status(self.env.app)
-        rows = []
-        for name, invariant in INVARIANTS.items():
-            row = [
+        missing = [name for name in INVARIANTS if name not in statuses]
+        if missing:
+            raise self.error(
+                f"no proof status for {', '.join(missing)}: is it in forkshare.proofs?"
+            )
+        rows = [
+            [
                 self.rst(f":func:`{name} <{qualified(invariant.holds)}>`"),
                 text(invariant.claim),
                 self.rst(applicability(invariant.applies, configs)),
+                text(statuses[name]),
             ]
-            if statuses is not None:
-                row.append(text(statuses.get(name, "—")))
-            rows.append(row)
-        header = ["invariant", "claim", "claimed by"]
-        widths = [26, 50, 24]
-        if statuses is not None:
-            header.append("proof status")
-            widths.append(14)
-        return [build_table(header, rows, widths)]
+            for name, invariant in INVARIANTS.items()
+        ]
+        header = ["invariant", "claim", "claimed by", "proof status"]
+        return untranslatable([build_table(header, rows, (24, 40, 20, 16))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +331,7 @@ class InvariantsDirective(TableDirective):
 class VariantsDirective(TableDirective):
     """``.. forkshare-variants::`` — the unsafe designs of ``VARIANTS`` and what each breaks."""
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         from forkshare.model.config import Config
         from forkshare.model.invariants import INVARIANTS
         from forkshare.model.variants import VARIANTS
@@ -332,7 +360,7 @@ class VariantsDirective(TableDirective):
                 ]
             )
         header = ("variant", "mode", "what it changes", "violates", "seen in", "reproduce")
-        return [build_table(header, rows, (16, 10, 34, 20, 26, 24))]
+        return untranslatable([build_table(header, rows, (16, 10, 34, 20, 26, 24))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,13 +378,13 @@ class EnumDirective(TableDirective):
 
     required_arguments = 1
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         cls = _import_object(self.arguments[0])
         docs = attribute_docs(cls.__module__)
         rows = [
             [literals([str(m.value)]), self.rst(docs.get((cls.__name__, m.name), ""))] for m in cls
         ]
-        return [build_table(("value", "meaning"), rows, (18, 82))]
+        return untranslatable([build_table(("value", "meaning"), rows, (18, 82))])
 
 
 def started(config: Any) -> Any:
@@ -403,7 +431,7 @@ class ModesDirective(TableDirective):
 
     option_spec = {"workers": directives.positive_int}  # noqa: RUF012
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         from forkshare.model.config import Config, Mode
         from forkshare.model.invariants import INVARIANTS
 
@@ -426,7 +454,7 @@ class ModesDirective(TableDirective):
                 ]
             )
         header = ("mode", "meaning", f"after start ({workers} workers)", "not claimed")
-        return [build_table(header, rows, (11, 40, 36, 13))]
+        return untranslatable([build_table(header, rows, (11, 40, 36, 13))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,24 +462,23 @@ class ModesDirective(TableDirective):
 # ---------------------------------------------------------------------------------------------
 
 
-def command_parser(name: str, overrides: Mapping[str, str]) -> argparse.ArgumentParser | None:
-    """The parser of ``forkshare NAME``, or None while the command's module does not exist.
+def command_parser(name: str, overrides: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The parser of ``forkshare NAME``.
 
     The parser is ``build_parser()`` of the command's module (``forkshare.cli.SUBCOMMANDS``), or
     the ``"module:function"`` given for NAME in the ``forkshare_cli_parsers`` setting.
+
+    Raises:
+        ImportError: the module does not exist.
+        LookupError: the module has no such function.
     """
     from forkshare.cli import SUBCOMMANDS
 
     module_name, _, function = overrides.get(name, SUBCOMMANDS[name].module).partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
-            return None
-        raise
+    module = importlib.import_module(module_name)
     build = getattr(module, function or "build_parser", None)
     if build is None:
-        return None
+        raise LookupError(f"{module_name} has no {function or 'build_parser'}()")
     parser: argparse.ArgumentParser = build()
     formatter: Any = parser.formatter_class  # argparse types it as a protocol without ``width``
     parser.formatter_class = functools.partial(formatter, width=CLI_WIDTH)
@@ -486,21 +513,21 @@ def _option_meaning(action: argparse.Action) -> Cell:
 class CliDirective(TableDirective):
     """``.. forkshare-cli:: NAME`` — usage and options of ``forkshare NAME`` from its parser.
 
-    The content is the command's specification, shown only while its module does not exist yet.
+    There is no fallback text: a command whose parser cannot be built fails the build.
     """
 
     required_arguments = 1
-    has_content = True
 
-    def run(self) -> list[nodes.Node]:
+    def render(self) -> list[nodes.Node]:
         from forkshare.cli import SUBCOMMANDS
 
         name = self.arguments[0]
         if name not in SUBCOMMANDS:
             raise self.error(f"no sub-command {name!r}; known: {', '.join(SUBCOMMANDS)}")
-        parser = command_parser(name, self.config.forkshare_cli_parsers)
-        if parser is None:
-            return self._specification(name)
+        try:
+            parser = command_parser(name, self.config.forkshare_cli_parsers)
+        except (ImportError, LookupError) as error:
+            raise self.error(f"forkshare {name}: no argument parser to document: {error}") from None
         usage = parser.format_usage().removeprefix("usage: ").strip()
         result: list[nodes.Node] = [nodes.literal_block(usage, usage, language="text")]
         if parser.description:
@@ -517,18 +544,7 @@ class CliDirective(TableDirective):
         result.append(build_table(("option", "default", "meaning"), rows, (32, 12, 56)))
         if parser.epilog:
             result += text(parser.epilog)
-        return result
-
-    def _specification(self, name: str) -> list[nodes.Node]:
-        note = nodes.note()
-        note += text(
-            f"forkshare {name} is being written; until its module exists, this page shows the "
-            "interface it is specified to have. Once it exists, the options below are generated "
-            "from its argument parser."
-        )
-        container = nodes.container()
-        self.state.nested_parse(self.content, self.content_offset, container)
-        return [note, *container.children]
+        return untranslatable(result)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -560,8 +576,33 @@ def resolve_short_name(app: Any, env: Any, node: Any, contnode: nodes.Element) -
     return make_refnode(app.builder, node["refdoc"], obj.docname, obj.node_id, contnode, name)
 
 
+def generated_pages(env: Any) -> set[str]:
+    """The pages that render a table from the code, recorded on the build environment."""
+    if not hasattr(env, "forkshare_generated"):
+        env.forkshare_generated = set()
+    pages: set[str] = env.forkshare_generated
+    return pages
+
+
+def reread_generated(
+    app: Any, env: Any, added: set[str], changed: set[str], removed: set[str]
+) -> list[str]:
+    """Read every generated page again on every build: Sphinx re-reads a page when its source or
+    a module autodoc'd on it changes, but not when the proofs, a parser or the facts file does,
+    and a cached table would silently go stale."""
+    return sorted(generated_pages(env) - removed)
+
+
+def _purge(app: Any, env: Any, docname: str) -> None:
+    generated_pages(env).discard(docname)
+
+
+def _merge(app: Any, env: Any, docnames: set[str], other: Any) -> None:
+    generated_pages(env).update(generated_pages(other) & docnames)
+
+
 def setup(app: Any) -> dict[str, Any]:
-    """Register the directives and the ``forkshare_proof_status`` configuration value."""
+    """Register the directives, the configuration values and the facts extension."""
     app.add_config_value("forkshare_proof_status", "", "env", [str])
     app.add_config_value("forkshare_cli_parsers", {}, "env", [dict])
     app.add_directive("forkshare-actions", ActionsDirective)
@@ -571,4 +612,8 @@ def setup(app: Any) -> dict[str, Any]:
     app.add_directive("forkshare-enum", EnumDirective)
     app.add_directive("forkshare-cli", CliDirective)
     app.connect("missing-reference", resolve_short_name)
+    app.connect("env-get-outdated", reread_generated)
+    app.connect("env-purge-doc", _purge)
+    app.connect("env-merge-info", _merge)
+    app.setup_extension("forkshare_facts")
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,4 +1,4 @@
-"""The kernel facts the model is built from (DOMAIN.md §5), each checked on concrete states."""
+"""The kernel facts the model is built from (facts §5), each checked on concrete states."""
 
 from __future__ import annotations
 
