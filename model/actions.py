@@ -2,28 +2,41 @@
 
 Environment actions are what a client or an operator can do to a real server (connect, send a
 request, SIGKILL/SIGSTOP/SIGCONT a worker, signal the master). Internal actions are what the server
-and the kernel choose (which worker accepts, mutex acquisition, spawn, reap, exit). Every effect
-returns the tuple of possible successors; nondeterminism is explicit (the reuseport hash choice).
+and the kernel choose (which worker accepts, mutex acquisition, spawn, reap, exit, when to close
+a listener). Every effect returns the tuple of possible successors; nondeterminism is explicit.
 
-Signals follow nginx (facts §1.7): HUP reload, QUIT graceful, TERM fast, USR2 upgrade. A
-master's reaction to its signal is part of the same step (masters are never stopped here); a
-worker's reaction to QUIT is a step of its own (``begin_graceful_exit``), because a stopped worker
-cannot react.
+The default signal names follow nginx (N-facts): HUP reload, QUIT graceful, TERM fast, USR2
+upgrade; a target's profile maps its own signals onto these actions. A master's reaction to its
+signal is part of the same step (masters are never stopped here); a worker's reaction to QUIT is a
+step of its own (``begin_graceful_exit``), because a stopped worker cannot react.
 
 Discussion:
+    *A specification, not nginx.* Where correct servers differ (F1–F10,
+    :mod:`forkshare.model.freedoms`) and no property depends on the choice, the choice is an
+    internal step that may happen anywhere in its window, never a fixed order: a stopping master
+    or an exiting worker closes its listening descriptors whenever it likes before it exits
+    (``close_listeners``, F1, F2); a worker closes a connection whose request never came whenever
+    its read timeout says so (``close_idle_connection``, F3); a reload forks the new generation and
+    retires the old one in either order (F4, K20: a re-exec'd master keeps its listeners and does
+    the same); a worker may receive the listener over SCM_RIGHTS after fork
+    (``receive_listeners``, F5); a TCP_DEFER_ACCEPT listener admits a connection to its queue only
+    when its first byte arrives (``admit_deferred``, F6, K19); a stopping master may exit before
+    its workers once it has told them (F8); a dead worker is replaced whenever the master gets to
+    it (F10). Properties are stated on what must never happen, so each freedom only adds states.
+
     *Which idle worker accepts is a free choice, not the kernel's FIFO order.* Linux wakes blocking
-    acceptors in FIFO order (K3) and EPOLLEXCLUSIVE waiters first-registered-first (K5). Modelling
+    acceptors in FIFO order (K3) and EPOLLEXCLUSIVE waiters first-registered-first (K6). Modelling
     the wait queues' order would multiply the state space by the orderings of the workers, and the
     safety invariants do not depend on it. The model therefore lets any waiting worker accept; the
     verifier makes the real choice controllable by stopping workers (SIGSTOP), and measures
     fairness as a statistic, not as an invariant.
 
-    *Reload forks the new generation before it retires the old one.* nginx spawns the new workers
-    (``NGX_PROCESS_JUST_RESPAWN``) and only then sends QUIT to the old ones; gunicorn spawns before
-    it kills. The model does the same in two internal steps, ``spawn_worker`` for the new
-    generation and ``retire_generation`` once every slot is filled, so an accept gap is a state the
-    explorer would find, not something assumed away. The unsafe ``reload_rebinds`` design instead
-    closes the sockets and tells the old workers to quit at once, then binds again.
+    *A graceful stop answers the requests in hand, even across the master's exit.* A worker told
+    to quit gracefully exits only once it owns nothing (it answers requested connections and
+    closes the silent ones). Only a SIGKILL, a fast stop (TERM) or the master's SIGKILL excuse a
+    reset in hand; an orphan whose master exited after a graceful stop (F8) must still finish.
+    This rules out a server whose workers die with their master (PR_SET_PDEATHSIG) when that
+    master exits before them on a graceful stop: its requests in hand are lost.
 
     *A master in passfd mode holds at most one undelivered connection.* Node's primary queues
     handles without bound; one is enough to show every interleaving of accept and hand-off, and it
@@ -39,8 +52,10 @@ from forkshare.model.kernel import (
     arrive,
     bind_conflicts,
     close_all_descriptors,
+    enqueue,
     exit_process,
     fork,
+    has_room,
     listeners_on_port,
     open_listener,
     put_connection,
@@ -70,9 +85,14 @@ def has_capacity(config: Config, state: System, proc: Process) -> bool:
     return len(state.owned(proc.pid)) < limit
 
 
-def is_frozen_orphan(config: Config, state: System, proc: Process) -> bool:
-    """True for an orphan that, under the workers-exit policy, may only exit."""
-    return config.parent_death is ParentDeath.WORKERS_EXIT and state.is_orphan(proc)
+def is_barred_orphan(config: Config, state: System, proc: Process) -> bool:
+    """True for an orphan that may accept nothing: its workers notice the master's death at once."""
+    return config.orphans_accept_nothing and state.is_orphan(proc)
+
+
+def defer_choices(config: Config) -> tuple[bool, ...]:
+    """Whether a new connection is held back by TCP_DEFER_ACCEPT: as pinned, or either (F6)."""
+    return (False, True) if config.defer_accept is None else (config.defer_accept,)
 
 
 def is_waiting_on(config: Config, state: System, proc: Process, listener: Listener) -> bool:
@@ -81,7 +101,7 @@ def is_waiting_on(config: Config, state: System, proc: Process, listener: Listen
         return False
     if not listener.listening or not has_capacity(config, state, proc):
         return False
-    if is_frozen_orphan(config, state, proc):
+    if is_barred_orphan(config, state, proc):
         return False
     if config.mode is Mode.PASSFD:
         return proc.is_master and proc.shutdown is Shutdown.NONE
@@ -154,8 +174,13 @@ def start_master(config: Config, state: System) -> tuple[System, ...]:
     state = replace(put_process(state, master), mutex=0)
     if not config.master_holds_listeners:
         return (state,)
-    slots = range(config.workers) if reuseport else range(1)
-    for slot in slots:
+    return (_open_master_listeners(config, state, pid),)
+
+
+def _open_master_listeners(config: Config, state: System, pid: int) -> System:
+    """The master binds its listening sockets: one shared, or one per slot in reuseport mode."""
+    reuseport = config.mode is Mode.REUSEPORT
+    for slot in range(config.workers) if reuseport else range(1):
         state = open_listener(
             state,
             pid,
@@ -165,7 +190,7 @@ def start_master(config: Config, state: System) -> tuple[System, ...]:
             by_master=True,
             backlog=config.backlog,
         )
-    return (state,)
+    return state
 
 
 def can_connect(config: Config, state: System) -> bool:
@@ -175,23 +200,33 @@ def can_connect(config: Config, state: System) -> bool:
 
 def connect(config: Config, state: System) -> tuple[System, ...]:
     """A client connects: refused if nothing listens; else the kernel picks a socket (the reuseport
-    hash: any member of the group) and queues the connection, or drops the SYN when it is full."""
+    hash: any member of the group) and queues the connection (or holds it back until its first
+    byte, TCP_DEFER_ACCEPT, K19), or drops the SYN when the queue is full."""
     cid = len(state.connections)
     candidates = listeners_on_port(state, 0)
     if not candidates:
         return (put_connection(state, Connection(cid=cid, fate=Fate.REFUSED, listener=-1)),)
-    return tuple(arrive(state, cid, listener) for listener in candidates)
+    return tuple(
+        arrive(state, cid, listener, deferred=deferred)
+        for listener in candidates
+        for deferred in defer_choices(config)
+    )
 
 
 def can_send_request(config: Config, state: System, cid: int) -> bool:
-    """The client is connected (queued or accepted) and has not sent its request yet."""
+    """The client is connected (held back, queued or accepted) and has not sent its request yet."""
     conn = state.connection(cid)
-    return conn.fate in (Fate.QUEUED, Fate.ACCEPTED) and not conn.requested
+    return conn.fate in (Fate.DEFERRED, Fate.QUEUED, Fate.ACCEPTED) and not conn.requested
 
 
 def send_request(config: Config, state: System, cid: int) -> tuple[System, ...]:
-    """The client sends its request."""
-    return (put_connection(state, replace(state.connection(cid), requested=True)),)
+    """The client sends its request. A connection held back by TCP_DEFER_ACCEPT is admitted to
+    the accept queue with its first byte, unless the queue is full (then the kernel drops the
+    segment and the client retransmits: it stays held back, K14, K19)."""
+    conn = replace(state.connection(cid), requested=True)
+    if conn.fate is Fate.DEFERRED and has_room(state.listener(conn.listener)):
+        return (enqueue(state, conn),)
+    return (put_connection(state, conn),)
 
 
 def can_close_connection(config: Config, state: System, cid: int) -> bool:
@@ -266,10 +301,10 @@ def can_graceful_shutdown(config: Config, state: System, pid: int) -> bool:
 
 
 def graceful_shutdown(config: Config, state: System, pid: int) -> tuple[System, ...]:
-    """QUIT: the master closes its sockets and its undelivered connections; workers are told to quit."""
+    """QUIT: the master stops accepting, closes its undelivered connections and tells its workers
+    to quit. It closes its own listening descriptors later, at any point before it exits (F1)."""
     master = replace(_process(state, pid), shutdown=Shutdown.GRACEFUL)
     state = put_process(_use(state, shutdowns=1), master)
-    state = close_all_descriptors(state, pid)
     for conn in state.owned(pid):
         state = put_connection(state, replace(conn, fate=Fate.CLOSED))
     return (_request_quit(state, pid),)
@@ -286,18 +321,18 @@ def can_fast_shutdown(config: Config, state: System, pid: int) -> bool:
 
 
 def fast_shutdown(config: Config, state: System, pid: int) -> tuple[System, ...]:
-    """TERM: the master closes its sockets and sends TERM to its workers. A running worker exits
-    at once; a stopped one acts on it only when continued, or dies by the master's SIGKILL
-    escalation (``kill_stragglers``)."""
+    """TERM: the master resets its undelivered connections and sends TERM to its workers. A
+    running worker exits at once; a stopped one acts on it only when continued, or dies by the
+    master's SIGKILL escalation (``kill_stragglers``). The master closes its own listening
+    descriptors at any point before it exits (F1: nginx keeps them until it exits on TERM)."""
     master = replace(_process(state, pid), shutdown=Shutdown.FAST)
     state = put_process(_use(state, shutdowns=1), master)
-    state = close_all_descriptors(state, pid)
     for conn in state.owned(pid):
         state = put_connection(state, replace(conn, fate=Fate.RESET))
     for child in state.children(pid):
         if child.is_worker and child.is_alive:
             if child.stopped:
-                state = put_process(state, replace(child, quit_requested=True))
+                state = put_process(state, replace(child, terminate_requested=True))
             else:
                 state = exit_process(state, child.pid)
     return (state,)
@@ -356,7 +391,11 @@ def can_kill_master(config: Config, state: System, pid: int) -> bool:
 
 
 def kill_master(config: Config, state: System, pid: int) -> tuple[System, ...]:
-    """SIGKILL the master: its descriptors close; its workers are reparented to init (orphans)."""
+    """SIGKILL the master: its descriptors close; its children are reparented to init (orphans)
+    and remember how their master died (a reset in hand is then excused)."""
+    for child in state.children(pid):
+        if child.is_alive:
+            state = put_process(state, replace(child, master_killed=True))
     return (exit_process(_use(state, master_kills=1), pid),)
 
 
@@ -378,19 +417,37 @@ def can_spawn_worker(config: Config, state: System, pid: int, slot: int) -> bool
 
 
 def spawn_worker(config: Config, state: System, pid: int, slot: int) -> tuple[System, ...]:
-    """The master forks a worker into ``slot``; it inherits the master's sockets (K1). With
-    private reuseport the worker binds its own socket into the port's group after fork."""
+    """The master forks a worker into ``slot``; it inherits the master's sockets (K1), or, in a
+    shared mode, may get them later over SCM_RIGHTS (F5, ``receive_listeners``). With private
+    reuseport the worker binds its own socket into the port's group after fork."""
     master = _process(state, pid)
-    state = fork(state, master, Role.WORKER, master.generation, slot, _kept(config, state, slot))
+    kept = [_kept(config, state, slot)]
+    if config.is_shared and config.workers_receive_listeners is not False:
+        kept = [frozenset()] if config.workers_receive_listeners else [None, frozenset()]
+    forked = [fork(state, master, Role.WORKER, master.generation, slot, keep) for keep in kept]
     if config.master_holds_listeners:
-        return (state,)
+        return tuple(forked)
+    return tuple(
+        succ for child_state in forked for succ in _bind_private(config, child_state, slot)
+    )
+
+
+def _bind_private(config: Config, state: System, slot: int) -> tuple[System, ...]:
+    """The new worker (the last process) binds its own reuseport socket, or dies of EADDRINUSE."""
     child = state.processes[-1]
     if bind_conflicts(state, 0, reuseport=True):
         return (exit_process(state, child.pid),)
-    state = open_listener(
-        state, child.pid, 0, reuseport=True, slot=slot, by_master=False, backlog=config.backlog
+    return (
+        open_listener(
+            state,
+            child.pid,
+            0,
+            reuseport=True,
+            slot=slot,
+            by_master=False,
+            backlog=config.backlog,
+        ),
     )
-    return (state,)
 
 
 def _kept(config: Config, state: System, slot: int) -> frozenset[int] | None:
@@ -403,17 +460,36 @@ def _kept(config: Config, state: System, slot: int) -> frozenset[int] | None:
     return None
 
 
-def can_retire_generation(config: Config, state: System, pid: int) -> bool:
-    """Every slot of the master's current generation is filled, and an older worker still runs."""
-    master = state.process(pid)
-    if not can_command(master):
+def can_receive_listeners(config: Config, state: System, pid: int) -> bool:
+    """Shared modes: a running worker without a listener, whose master still serves and holds
+    its listeners, can be sent them (SCM_RIGHTS, K16)."""
+    proc = state.live(pid, Role.WORKER)
+    if proc is None or not config.is_shared or proc.fds or proc.phase is not Phase.RUNNING:
         return False
-    assert master is not None
-    filled = all(
-        slot in master.abandoned or slot_is_filled(state, master, slot)
-        for slot in range(config.workers)
+    master = state.process(proc.parent)
+    return (
+        not proc.stopped
+        and not proc.was_told_to_stop
+        and can_command(master)
+        and master is not None
+        and bool(master.fds)
     )
-    return filled and bool(_old_workers(state, master))
+
+
+def receive_listeners(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """The master sends its listening descriptors over a Unix socket (Node cluster SCHED_NONE,
+    F5): the worker's new descriptors refer to the same open sockets (K16)."""
+    proc = _process(state, pid)
+    master = _process(state, proc.parent)
+    return (put_process(state, replace(proc, fds=master.fds)),)
+
+
+def can_retire_generation(config: Config, state: System, pid: int) -> bool:
+    """A commandable master that reloaded still has a worker of an older generation not yet
+    told to quit. Whether the new generation is forked first (nginx, gunicorn) or after
+    (Apache's graceful restart, a re-exec'd master) is the server's choice (F4, K20)."""
+    master = state.process(pid)
+    return can_command(master) and master is not None and bool(_old_workers(state, master))
 
 
 def retire_generation(config: Config, state: System, pid: int) -> tuple[System, ...]:
@@ -453,18 +529,7 @@ def can_rebind_listeners(config: Config, state: System, pid: int) -> bool:
 
 def rebind_listeners(config: Config, state: System, pid: int) -> tuple[System, ...]:
     """The master binds fresh listening sockets (new identities) after a rebinding reload."""
-    reuseport = config.mode is Mode.REUSEPORT
-    for slot in range(config.workers) if reuseport else range(1):
-        state = open_listener(
-            state,
-            pid,
-            0,
-            reuseport=reuseport,
-            slot=slot if reuseport else -1,
-            by_master=True,
-            backlog=config.backlog,
-        )
-    return (state,)
+    return (_open_master_listeners(config, state, pid),)
 
 
 def can_accept(config: Config, state: System, pid: int, sid: int) -> bool:
@@ -500,14 +565,14 @@ def accept(config: Config, state: System, pid: int, sid: int) -> tuple[System, .
             wakeups=woken,
         ),
     )
-    return (_count_orphan_step(state, proc),)
+    return (_count_orphan_accept(state, proc),)
 
 
-def _count_orphan_step(state: System, proc: Process) -> System:
+def _count_orphan_accept(state: System, proc: Process) -> System:
     if not state.is_orphan(proc):
         return state
     current = _process(state, proc.pid)
-    return put_process(state, replace(current, orphan_steps=current.orphan_steps + 1))
+    return put_process(state, replace(current, orphan_accepts=current.orphan_accepts + 1))
 
 
 def can_acquire_mutex(config: Config, state: System, pid: int) -> bool:
@@ -523,7 +588,7 @@ def can_acquire_mutex(config: Config, state: System, pid: int) -> bool:
         and not proc.quit_requested
         and bool(proc.fds)
         and has_capacity(config, state, proc)
-        and not is_frozen_orphan(config, state, proc)
+        and not is_barred_orphan(config, state, proc)
     )
 
 
@@ -570,24 +635,34 @@ def pass_connection(config: Config, state: System, cid: int, pid: int) -> tuple[
 
 
 def can_serve_request(config: Config, state: System, cid: int) -> bool:
-    """An accepted, requested connection whose worker can run (an orphan only if orphans serve)."""
+    """An accepted, requested connection whose worker can run (an orphan answers what it has in
+    hand: only accepting after the master's death is what parent-death policies are about)."""
     conn = state.connection(cid)
     if conn.fate is not Fate.ACCEPTED or not conn.requested:
         return False
     proc = state.process(conn.owner)
-    return (
-        proc is not None
-        and proc.is_worker
-        and proc.can_run
-        and not is_frozen_orphan(config, state, proc)
-    )
+    return proc is not None and proc.is_worker and proc.can_run
 
 
 def serve_request(config: Config, state: System, cid: int) -> tuple[System, ...]:
     """The worker responds and closes the connection (one request per connection)."""
     conn = state.connection(cid)
-    state = put_connection(state, replace(conn, fate=Fate.SERVED))
-    return (_count_orphan_step(state, _process(state, conn.owner)),)
+    return (put_connection(state, replace(conn, fate=Fate.SERVED)),)
+
+
+def can_close_idle_connection(config: Config, state: System, cid: int) -> bool:
+    """A worker that can run owns an accepted connection whose request has not arrived."""
+    conn = state.connection(cid)
+    if conn.fate is not Fate.ACCEPTED or conn.requested:
+        return False
+    proc = state.process(conn.owner)
+    return proc is not None and proc.is_worker and proc.can_run
+
+
+def close_idle_connection(config: Config, state: System, cid: int) -> tuple[System, ...]:
+    """The worker closes a silent connection: at once on a graceful stop (the reference server)
+    or when its read timeout expires (nginx client_header_timeout, a blocking recv) — F3."""
+    return (put_connection(state, replace(state.connection(cid), fate=Fate.CLOSED)),)
 
 
 def can_begin_graceful_exit(config: Config, state: System, pid: int) -> bool:
@@ -603,35 +678,100 @@ def can_begin_graceful_exit(config: Config, state: System, pid: int) -> bool:
 
 
 def begin_graceful_exit(config: Config, state: System, pid: int) -> tuple[System, ...]:
-    """The worker stops accepting: it closes its listening descriptors, drops the mutex, and (if
-    configured) closes its never-used connections at once; requests in progress go on."""
+    """The worker stops accepting and drops the mutex; requests in progress go on. It closes
+    its listening descriptors (``close_listeners``) at once or when it exits (F2)."""
     proc = _process(state, pid)
     state = put_process(state, replace(proc, phase=Phase.EXITING, holds_mutex=False))
-    if state.mutex == pid:
-        state = replace(state, mutex=0)
-    state = close_all_descriptors(state, pid)
-    if not config.quit_closes_unused:
-        return (state,)
-    for conn in state.owned(pid):
-        if not conn.requested:
-            state = put_connection(state, replace(conn, fate=Fate.CLOSED))
-    return (state,)
+    return (replace(state, mutex=0) if state.mutex == pid else state,)
+
+
+def can_close_listeners(config: Config, state: System, pid: int) -> bool:
+    """A process that has stopped accepting still holds listening descriptors: a master told to
+    shut down (F1) or a worker exiting gracefully (F2)."""
+    proc = state.process(pid)
+    if proc is None or not proc.fds or not proc.can_run:
+        return False
+    if proc.is_master:
+        return proc.shutdown is not Shutdown.NONE
+    return proc.is_worker and proc.phase is Phase.EXITING
+
+
+def close_listeners(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """The process closes its listening descriptors; a socket closes with its last one (K1, K8)."""
+    return (close_all_descriptors(state, pid),)
 
 
 def can_exit_worker(config: Config, state: System, pid: int) -> bool:
-    """An exiting worker with nothing in flight, or an orphan under the workers-exit policy
-    (PR_SET_PDEATHSIG reaches it even when stopped)."""
-    proc = state.process(pid)
-    if proc is None or not proc.is_worker or not proc.is_alive:
+    """A worker exits when it acts on TERM, when it notices its master's death (unless a graceful
+    stop still asks it to finish its requests), or at the end of a graceful exit, once it owns
+    nothing (``graceful_waits_for_requests``; the unsafe design exits with requests in hand)."""
+    proc = state.live(pid, Role.WORKER)
+    if proc is None:
         return False
-    if is_frozen_orphan(config, state, proc):
+    if proc.terminate_requested and not proc.stopped:
         return True
-    return proc.phase is Phase.EXITING and not proc.stopped and not state.owned(pid)
+    if _notices_master_death(config, state, proc):
+        return True
+    if proc.phase is not Phase.EXITING or proc.stopped:
+        return False
+    return not state.owned(pid) or not config.graceful_waits_for_requests
+
+
+def _notices_master_death(config: Config, state: System, proc: Process) -> bool:
+    """An orphan under workers-exit that may leave now: untold, or its master was SIGKILLed."""
+    return (
+        config.parent_death is ParentDeath.WORKERS_EXIT
+        and state.is_orphan(proc)
+        and (not proc.quit_requested or proc.master_killed)
+    )
 
 
 def exit_worker(config: Config, state: System, pid: int) -> tuple[System, ...]:
-    """The worker exits; an orphan's connections in flight are reset."""
+    """The worker exits. Connections in hand are reset; when nothing excuses it (no TERM, no
+    death of the master) a requested one was *abandoned* by a graceful stop."""
+    proc = _process(state, pid)
+    excused = proc.terminate_requested or _notices_master_death(config, state, proc)
+    if not excused:
+        for conn in state.owned(pid):
+            if conn.requested:
+                state = put_connection(state, replace(conn, fate=Fate.ABANDONED))
     return (exit_process(state, pid),)
+
+
+def can_spawn_helper(config: Config, state: System, pid: int) -> bool:
+    """A commandable master, within the helper budget, starts a helper (a log shipper, a CGI)."""
+    return can_command(state.process(pid)) and state.usage.helpers < config.bounds.helpers
+
+
+def spawn_helper(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """The master forks a helper. A careful one closes the listening descriptors it inherited
+    (FD_CLOEXEC before exec); a leaky one keeps them, and the socket outlives the server."""
+    master = _process(state, pid)
+    keep: frozenset[int] | None = frozenset() if config.helpers_close_listeners else None
+    return (fork(_use(state, helpers=1), master, Role.HELPER, master.generation, -1, keep),)
+
+
+def can_exit_helper(config: Config, state: System, pid: int) -> bool:
+    """A live helper that can run finishes its job."""
+    proc = state.live(pid, Role.HELPER)
+    return proc is not None and proc.can_run
+
+
+def exit_helper(config: Config, state: System, pid: int) -> tuple[System, ...]:
+    """The helper exits; its descriptors close."""
+    return (exit_process(state, pid),)
+
+
+def can_admit_deferred(config: Config, state: System, cid: int) -> bool:
+    """A connection held back by TCP_DEFER_ACCEPT, and its listener's queue has room."""
+    conn = state.connection(cid)
+    return conn.fate is Fate.DEFERRED and has_room(state.listener(conn.listener))
+
+
+def admit_deferred(config: Config, state: System, cid: int) -> tuple[System, ...]:
+    """The kernel moves a held-back connection into the accept queue: the defer timeout passed,
+    or the queue that was full when its first byte came has room again (K19)."""
+    return (enqueue(state, state.connection(cid)),)
 
 
 def can_reap(config: Config, state: System, pid: int) -> bool:
@@ -658,18 +798,19 @@ def reap(config: Config, state: System, pid: int) -> tuple[System, ...]:
 
 
 def can_exit_master(config: Config, state: System, pid: int) -> bool:
-    """A master told to shut down, with no worker left and no connection in hand."""
+    """A master told to shut down, with no connection in hand, once every live worker of its
+    has been told to stop: it may wait for them (nginx) or leave first (Node's primary, F8)."""
     proc = state.live(pid, Role.MASTER)
     return (
         proc is not None
         and proc.shutdown is not Shutdown.NONE
-        and not any(c.is_worker for c in state.children(pid))
+        and all(c.was_told_to_stop for c in state.children(pid) if c.is_worker and c.is_alive)
         and not state.owned(pid)
     )
 
 
 def exit_master(config: Config, state: System, pid: int) -> tuple[System, ...]:
-    """The master exits (a new binary it started is reparented to init)."""
+    """The master exits; its children (workers still finishing, a new binary) go to init."""
     return (exit_process(state, pid),)
 
 
@@ -763,6 +904,47 @@ ACTIONS: dict[str, Action] = {
         Action(
             "serve_request", _I, (_C,), can_serve_request, serve_request, "respond to a request"
         ),
+        Action(
+            "close_idle_connection",
+            _I,
+            (_C,),
+            can_close_idle_connection,
+            close_idle_connection,
+            "a worker closes a connection whose request never came",
+        ),
+        Action(
+            "receive_listeners",
+            _I,
+            (_W,),
+            can_receive_listeners,
+            receive_listeners,
+            "a worker is sent the listener over SCM_RIGHTS",
+        ),
+        Action(
+            "admit_deferred",
+            _I,
+            (_C,),
+            can_admit_deferred,
+            admit_deferred,
+            "a held-back connection enters the accept queue",
+        ),
+        Action(
+            "close_listeners",
+            _I,
+            (Param.PROCESS,),
+            can_close_listeners,
+            close_listeners,
+            "a stopping process closes its listening descriptors",
+        ),
+        Action(
+            "spawn_helper",
+            _I,
+            (_M,),
+            can_spawn_helper,
+            spawn_helper,
+            "the master starts a helper process",
+        ),
+        Action("exit_helper", _I, (Param.PROCESS,), can_exit_helper, exit_helper, "a helper exits"),
         Action(
             "begin_graceful_exit",
             _I,

@@ -1,13 +1,30 @@
 """The model's invariants: named predicates, each with the one-line claim it checks.
 
 The first is the type invariant (every reference points at something that exists); the rest are
-the safety properties of facts §7 that a state can violate. Each claim is printed next to its
-proof status in the docs and by ``forkshare prove``.
+the safety properties (P1–P23) that a state can violate. Each claim is printed next to its proof
+status in the docs and by ``forkshare prove``. What an observer outside the server can check of
+each one is in :mod:`forkshare.model.monitors`; the timed properties the verifier adds are in
+:mod:`forkshare.model.liveness`.
+
+Discussion:
+    *Properties that needed nginx's way to hold, and what became of them.* The first model closed
+    the master's listener at once on QUIT, closed a worker's listener at once when it acted on
+    QUIT, and let a master exit only after its last worker. ``no_listener_after_shutdown`` and
+    ``reuseport_queue_has_consumer`` held only because of that order; they are now stated so
+    they hold whichever way the server closes (F1, F2, F8): the first is judged once every process
+    is gone, the second only while the service runs. ``orphans_exit_with_master`` forbade every
+    step of an orphan; it now forbids what matters, an orphan *accepting*, and only when the
+    server claims its workers notice the master's death at once (bound 0). An orphan that polls
+    getppid() (gunicorn) may accept until it notices; the verifier holds it to its bound instead
+    (``orphans_exit_within_bound``). Answering a request in hand after the master's death is not
+    a violation. Two properties were added: ``requests_in_hand_are_answered`` (a graceful stop or
+    reload must not drop requests in hand, whatever the order of exits) and
+    ``no_leaked_listener`` (a helper process must not hold the listener).
 """
 
 from __future__ import annotations
 
-from forkshare.model.config import Config, Mode, ParentDeath
+from forkshare.model.config import Config, Mode
 from forkshare.model.state import Fate, Phase, Shutdown, System
 from forkshare.model.table import Invariant
 
@@ -32,7 +49,13 @@ def type_ok(config: Config, state: System) -> bool:
             return False
         if conn.fate is Fate.ACCEPTED and conn.owner not in pids:
             return False
+        if conn.fate is Fate.DEFERRED and not _is_listening(state, conn.listener):
+            return False
     return True
+
+
+def _is_listening(state: System, sid: int) -> bool:
+    return 0 <= sid < len(state.listeners) and state.listener(sid).listening
 
 
 def at_most_one_mutex_holder(config: Config, state: System) -> bool:
@@ -93,8 +116,19 @@ def no_listener_after_shutdown(config: Config, state: System) -> bool:
 
 
 def orphans_exit_with_master(config: Config, state: System) -> bool:
-    """No worker accepts or serves anything after its master died: its next step is its exit."""
-    return all(p.orphan_steps == 0 for p in state.processes)
+    """No worker accepts a connection after its master died (workers notice the death at once)."""
+    return all(p.orphan_accepts == 0 for p in state.processes)
+
+
+def requests_in_hand_are_answered(config: Config, state: System) -> bool:
+    """A graceful stop or a reload answers every request a worker has in hand; only SIGKILL, a
+    fast stop or the master's SIGKILL may reset one."""
+    return all(c.fate is not Fate.ABANDONED for c in state.connections)
+
+
+def no_leaked_listener(config: Config, state: System) -> bool:
+    """Only masters and workers hold listening sockets: a helper the server starts holds none."""
+    return not any(p.is_helper and p.fds for p in state.processes)
 
 
 def master_never_accepts(config: Config, state: System) -> bool:
@@ -197,9 +231,19 @@ INVARIANTS: dict[str, Invariant] = {
         ),
         Invariant(
             "orphans_exit_with_master",
-            "Under workers-exit, no worker serves after its master died.",
+            "Under workers-exit (noticed at once), no worker accepts after its master died.",
             orphans_exit_with_master,
-            applies=lambda config: config.parent_death is ParentDeath.WORKERS_EXIT,
+            applies=lambda config: config.orphans_accept_nothing,
+        ),
+        Invariant(
+            "requests_in_hand_are_answered",
+            "A graceful stop or a reload answers every request a worker has in hand.",
+            requests_in_hand_are_answered,
+        ),
+        Invariant(
+            "no_leaked_listener",
+            "No helper process holds a listening socket.",
+            no_leaked_listener,
         ),
         Invariant(
             "master_never_accepts",

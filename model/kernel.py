@@ -1,10 +1,11 @@
-"""Linux semantics the actions are built from, as pure functions on :class:`System` (facts §5).
+"""Linux semantics the actions are built from, as pure functions on :class:`System` (K1–K20).
 
 Each function is one kernel fact: fork copies the descriptor table (K1); a socket lives while any
-descriptor refers to it, and closing the last one resets the connections still queued on it (K1,
-K8); exit closes every descriptor and resets the connections in flight; bind fails with
-EADDRINUSE against a listening socket unless both sides set SO_REUSEPORT (K7, K15); a SYN that
-finds the accept queue holding backlog+1 connections is dropped (K13, K14).
+descriptor refers to it, and closing the last one resets the connections still queued on it, and
+those its TCP_DEFER_ACCEPT holds back (K1, K8, K19); exit closes every descriptor and resets the
+connections in flight; bind fails with EADDRINUSE against a listening socket unless both sides
+set SO_REUSEPORT (K7, K15); a SYN that finds the accept queue holding backlog+1 connections is
+dropped (K13, K14); a connection to a TCP_DEFER_ACCEPT listener waits outside the queue (K19).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def close_listener(state: System, sid: int, closer: Process) -> System:
     listener = state.listener(sid)
     running = serves_running_service(state, closer)
     fate = Fate.ABORTED if running else Fate.DISCARDED
-    for cid in listener.queue:
+    for cid in (*listener.queue, *(c.cid for c in state.deferred_on(sid))):
         state = put_connection(state, replace(state.connection(cid), fate=fate))
     closed = replace(
         listener, listening=False, queue=(), closed_early=listener.by_master and running
@@ -185,7 +186,12 @@ def open_listener(
     """
     sid = len(state.listeners)
     listener = Listener(
-        sid=sid, port=port, reuseport=reuseport, slot=slot, by_master=by_master, backlog=backlog
+        sid=sid,
+        port=port,
+        reuseport=reuseport,
+        slot=slot,
+        by_master=by_master,
+        backlog=backlog,
     )
     state = replace(state, listeners=(*state.listeners, listener))
     proc = state.process(owner)
@@ -198,12 +204,26 @@ def listeners_on_port(state: System, port: int) -> tuple[Listener, ...]:
     return tuple(lst for lst in state.listeners if lst.listening and lst.port == port)
 
 
-def arrive(state: System, cid: int, listener: Listener) -> System:
-    """Connection ``cid``'s handshake completes on ``listener``: queued, or dropped when full.
+def has_room(listener: Listener) -> bool:
+    """True while the accept queue holds at most backlog connections, so one more fits (K13)."""
+    return len(listener.queue) <= listener.backlog
+
+
+def arrive(state: System, cid: int, listener: Listener, *, deferred: bool = False) -> System:
+    """Connection ``cid``'s handshake completes on ``listener``: queued (or, ``deferred``, held
+    back by TCP_DEFER_ACCEPT until its first byte, K19), or dropped when the queue is full.
 
     The queue holds at most backlog+1 connections (K13); a further SYN is dropped (K14).
     """
-    if len(listener.queue) > listener.backlog:
+    if not has_room(listener):
         return put_connection(state, Connection(cid=cid, fate=Fate.DROPPED, listener=-1))
-    state = put_listener(state, replace(listener, queue=(*listener.queue, cid)))
-    return put_connection(state, Connection(cid=cid, fate=Fate.QUEUED, listener=listener.sid))
+    if deferred:
+        return put_connection(state, Connection(cid=cid, fate=Fate.DEFERRED, listener=listener.sid))
+    return enqueue(state, Connection(cid=cid, fate=Fate.QUEUED, listener=listener.sid))
+
+
+def enqueue(state: System, conn: Connection) -> System:
+    """``conn`` joins the tail of its listener's accept queue (accept() is FIFO, E1)."""
+    listener = state.listener(conn.listener)
+    state = put_listener(state, replace(listener, queue=(*listener.queue, conn.cid)))
+    return put_connection(state, replace(conn, fate=Fate.QUEUED))

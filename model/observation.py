@@ -26,11 +26,13 @@ class Outcome:
 
 
 _OUTCOMES: dict[Fate, str] = {
+    Fate.DEFERRED: Outcome.PENDING,
     Fate.QUEUED: Outcome.PENDING,
     Fate.ACCEPTED: Outcome.PENDING,
     Fate.SERVED: Outcome.SERVED,
     Fate.CLOSED: Outcome.CLOSED,
     Fate.RESET: Outcome.RESET,
+    Fate.ABANDONED: Outcome.RESET,
     Fate.ABORTED: Outcome.RESET,
     Fate.DISCARDED: Outcome.RESET,
     Fate.REFUSED: Outcome.REFUSED,
@@ -81,6 +83,9 @@ class ClientView:
     owner: int
     """The pid holding the accepted connection (0 when none)."""
     wakeups: int
+    """Processes its arrival woke; 0 when not measured."""
+    requested: bool = False
+    """The client sent its request (the tester knows)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +109,13 @@ def observe(state: System) -> Observation:
             for lst in state.listeners
         ),
         clients=tuple(
-            ClientView(c.cid, outcome(c), c.owner if c.fate is Fate.ACCEPTED else 0, c.wakeups)
+            ClientView(
+                c.cid,
+                outcome(c),
+                c.owner if c.fate is Fate.ACCEPTED else 0,
+                c.wakeups,
+                c.requested,
+            )
             for c in state.connections
         ),
     )

@@ -31,6 +31,8 @@ class Role(StrEnum):
 
     MASTER = "master"
     WORKER = "worker"
+    HELPER = "helper"
+    """A child the master starts for something else (a log shipper, a CGI): it never accepts."""
 
 
 class Phase(StrEnum):
@@ -54,6 +56,9 @@ class Shutdown(StrEnum):
 class Fate(StrEnum):
     """Where a client connection is, as the client would find out."""
 
+    DEFERRED = "deferred"
+    """Handshake done on a TCP_DEFER_ACCEPT listener, kept out of the accept queue until its
+    first byte (or the defer timeout) arrives (K19): connected for the client, not acceptable."""
     QUEUED = "queued"
     """Handshake done, waiting in a listening socket's accept queue (K12)."""
     ACCEPTED = "accepted"
@@ -63,7 +68,10 @@ class Fate(StrEnum):
     CLOSED = "closed"
     """Closed without a response, by the client or by a worker closing an idle connection."""
     RESET = "reset"
-    """Reset after it was accepted: its process died with it in flight."""
+    """Reset after it was accepted: its process died with it in flight (SIGKILL, a fast stop, or
+    the death of its master)."""
+    ABANDONED = "abandoned"
+    """Reset with its request in hand by a worker that was stopping gracefully."""
     ABORTED = "aborted"
     """Reset while queued, because its listening socket closed while the server was meant to run."""
     DISCARDED = "discarded"
@@ -79,6 +87,7 @@ TERMINAL_FATES = frozenset(
         Fate.SERVED,
         Fate.CLOSED,
         Fate.RESET,
+        Fate.ABANDONED,
         Fate.ABORTED,
         Fate.DISCARDED,
         Fate.REFUSED,
@@ -107,9 +116,13 @@ class Process:
     holds_mutex: bool = False
     """The process's own belief that it holds the accept mutex."""
     quit_requested: bool = False
-    """Workers: told to exit gracefully (QUIT), not yet acted on."""
-    orphan_steps: int = 0
-    """Workers: accepts and responses made after their master died."""
+    """Workers: told to exit gracefully (QUIT)."""
+    terminate_requested: bool = False
+    """Workers: told to exit now (a fast stop's TERM) while stopped; they act on it when continued."""
+    orphan_accepts: int = 0
+    """Workers: connections accepted after their master died."""
+    master_killed: bool = False
+    """Workers and helpers: their master died by SIGKILL (not by exiting after a stop)."""
     shutdown: Shutdown = Shutdown.NONE
     """Masters: the shutdown they were told to perform."""
     abandoned: frozenset[int] = frozenset()
@@ -129,6 +142,16 @@ class Process:
     def is_worker(self) -> bool:
         """True for a worker process."""
         return self.role is Role.WORKER
+
+    @property
+    def is_helper(self) -> bool:
+        """True for a helper process (it never accepts)."""
+        return self.role is Role.HELPER
+
+    @property
+    def was_told_to_stop(self) -> bool:
+        """Workers: told to quit gracefully or to terminate, by a stop or a reload."""
+        return self.quit_requested or self.terminate_requested
 
     @property
     def can_run(self) -> bool:
@@ -167,7 +190,7 @@ class Connection:
     cid: int
     fate: Fate
     listener: int
-    """The sid it arrived on; -1 when it was refused or dropped."""
+    """The sid it arrived on (queued, deferred, or accepted from); -1 when refused or dropped."""
     owner: int = 0
     """Pid of the process that owns it (accepted it, or received it by SCM_RIGHTS); 0 if none."""
     accepts: int = 0
@@ -192,6 +215,7 @@ class Usage:
     reloads: int = 0
     upgrades: int = 0
     shutdowns: int = 0
+    helpers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +285,10 @@ class System:
     def is_orphan(self, proc: Process) -> bool:
         """True for a worker whose master is gone (reparented to init)."""
         return proc.is_worker and self.process(proc.parent) is None
+
+    def deferred_on(self, sid: int) -> tuple[Connection, ...]:
+        """Connections held back by socket ``sid``'s TCP_DEFER_ACCEPT (K19)."""
+        return tuple(c for c in self.connections if c.fate is Fate.DEFERRED and c.listener == sid)
 
     @property
     def service_running(self) -> bool:

@@ -3,7 +3,8 @@
 Pids are arbitrary labels; two states that are the same up to renaming processes satisfy the same
 invariants and have the same futures up to the same renaming. The explorer stores one canonical
 representative per class: processes are renamed 1, 2, … in the order of a signature that does
-not mention pids (masters first, then workers by their parent's new name, generation, slot, …).
+not mention pids (masters first, then the others by role, their parent's new name, generation,
+slot, …).
 Processes with equal signatures are interchangeable, so the order among them does not matter.
 
 What a client saw of a finished connection does not depend on which process served it, so the
@@ -33,7 +34,7 @@ def canonical(state: System) -> tuple[System, Renaming]:
     for proc in masters:
         renaming[proc.pid] = len(renaming) + 1
     workers = sorted(
-        (p for p in state.processes if p.is_worker),
+        (p for p in state.processes if not p.is_master),
         key=lambda p: _worker_key(p, state, owned, renaming),
     )
     for proc in workers:
@@ -57,15 +58,18 @@ def _worker_key(
     proc: Process, state: System, owned: dict[int, tuple[int, ...]], renaming: Renaming
 ) -> tuple[object, ...]:
     return (
+        proc.role,
         renaming.get(proc.parent, 0),
         proc.generation,
         proc.slot,
         proc.phase,
         proc.stopped,
         proc.quit_requested,
+        proc.terminate_requested,
+        proc.master_killed,
         proc.holds_mutex,
         state.mutex == proc.pid,
-        proc.orphan_steps,
+        proc.orphan_accepts,
         sorted(proc.fds),
         owned.get(proc.pid, ()),
     )

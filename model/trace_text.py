@@ -33,6 +33,8 @@ def describe_process(state: System, proc: Process) -> str:
         marks.append("stopped")
     if proc.quit_requested and proc.phase is Phase.RUNNING:
         marks.append("quit-pending")
+    if proc.terminate_requested:
+        marks.append("term-pending")
     if proc.shutdown is not Shutdown.NONE:
         marks.append(f"shutdown={proc.shutdown.value}")
     if state.is_orphan(proc):
@@ -54,6 +56,8 @@ def describe_connection(conn: Connection) -> str:
     """e.g. ``conn0 accepted@3`` or ``conn1 aborted``."""
     if conn.fate is Fate.ACCEPTED:
         return f"conn{conn.cid} accepted@{conn.owner}" + ("+req" if conn.requested else "")
+    if conn.fate in (Fate.QUEUED, Fate.DEFERRED) and conn.requested:
+        return f"conn{conn.cid} {conn.fate.value}+req"
     return f"conn{conn.cid} {conn.fate.value}"
 
 

@@ -1,4 +1,4 @@
-"""The unsafe designs real servers have shipped, as named configuration presets (facts §6).
+"""The unsafe designs real servers have shipped, as named configuration presets (B1–B16).
 
 Each variant changes policy fields of a :class:`~forkshare.model.config.Config` and names the
 invariant it is known to break. "Every unsafe variant must fail, and a test says so": the
@@ -50,7 +50,7 @@ VARIANTS: dict[str, Variant] = {
             {"force_unlock": False},
             "mutex_holder_is_alive",
             Bounds(connections=1, kills=1, stops=0, reloads=0, shutdowns=0),
-            "Apache posixsem / non-robust pthread mutex (DOMAIN.md §3, P2)",
+            "Apache posixsem / non-robust pthread mutex (P2; facts §3)",
         ),
         Variant(
             "rebind-on-reload",
@@ -67,6 +67,22 @@ VARIANTS: dict[str, Variant] = {
             "reuseport_queue_has_consumer",
             Bounds(connections=0, kills=1, stops=0, reloads=0, shutdowns=0),
             "nginx worker exit code 2, reuseport clones without a consumer (B6, B7)",
+        ),
+        Variant(
+            "graceful-drops-requests",
+            Mode.BLOCKING,
+            {"graceful_waits_for_requests": False},
+            "requests_in_hand_are_answered",
+            Bounds(connections=1, kills=0, stops=0, reloads=0, shutdowns=1),
+            "workers that exit at once on the graceful signal (P8)",
+        ),
+        Variant(
+            "leaky-helper",
+            Mode.EXCLUSIVE,
+            {"helpers_close_listeners": False},
+            "no_leaked_listener",
+            Bounds(connections=0, kills=0, stops=0, reloads=0, shutdowns=0, helpers=1),
+            "a helper started without FD_CLOEXEC on the listener (K2, K18)",
         ),
     )
 }

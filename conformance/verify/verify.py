@@ -121,7 +121,6 @@ def config_for(profile: Profile, workers: int, bounds: Bounds, mode: Mode) -> Co
         parent_death=profile.parent_death,
         private_reuseport=private,
         workers_keep_all_clones=profile.workers_keep_all_clones,
-        quit_closes_unused=profile.quit_closes_unused,
         bounds=bounds if profile.upgrade_signal else replace(bounds, upgrades=0),
     )
 

@@ -72,10 +72,20 @@ def test_bind_fails_against_a_listener_unless_both_use_reuseport() -> None:
 
 
 def test_reuseport_hashes_a_connection_to_any_member_of_the_group() -> None:
-    config = Config(mode=Mode.REUSEPORT, workers=3)
+    config = Config(mode=Mode.REUSEPORT, workers=3, defer_accept=False)
     state = run(config, ("start_master", ()))
     successors = ACTIONS["connect"].successors(config, state, ())
     assert sorted(s.connection(0).listener for s in successors) == [0, 1, 2]
+
+
+def test_a_connection_may_be_held_back_by_defer_accept_unless_pinned() -> None:
+    either = Config(mode=Mode.BLOCKING, workers=1)
+    state = run(either, ("start_master", ()))
+    fates = {s.connection(0).fate for s in ACTIONS["connect"].successors(either, state, ())}
+    assert fates == {Fate.QUEUED, Fate.DEFERRED}
+    pinned = Config(mode=Mode.BLOCKING, workers=1, defer_accept=True)
+    fates = {s.connection(0).fate for s in ACTIONS["connect"].successors(pinned, state, ())}
+    assert fates == {Fate.DEFERRED}
 
 
 def test_poll_wakes_every_idle_worker_and_exclusive_wakes_one() -> None:
@@ -165,7 +175,7 @@ def run_from(config: Config, state: System, *steps: tuple[str, tuple[int, ...]])
     return state
 
 
-def test_a_graceful_stop_closes_never_used_connections_only_if_configured() -> None:
+def test_a_worker_told_to_quit_may_close_a_never_used_connection_or_wait_for_it() -> None:
     steps = (
         ("start_master", ()),
         ("spawn_worker", (1, 0)),
@@ -174,10 +184,11 @@ def test_a_graceful_stop_closes_never_used_connections_only_if_configured() -> N
         ("graceful_shutdown", (1,)),
         ("begin_graceful_exit", (2,)),
     )
-    bounds = Bounds(shutdowns=1)
-    forkshare = run(Config(mode=Mode.EXCLUSIVE, workers=1, bounds=bounds), *steps)
-    nginx = run(
-        Config(mode=Mode.EXCLUSIVE, workers=1, bounds=bounds, quit_closes_unused=False), *steps
-    )
-    assert forkshare.connection(0).fate is Fate.CLOSED
-    assert nginx.connection(0).fate is Fate.ACCEPTED
+    config = Config(mode=Mode.EXCLUSIVE, workers=1, bounds=Bounds(shutdowns=1))
+    state = run(config, *steps)
+    assert state.connection(0).fate is Fate.ACCEPTED
+    assert not ACTIONS["exit_worker"].guard(config, state, 2)
+    assert ACTIONS["close_idle_connection"].guard(config, state, 0)
+    closed = run_from(config, state, ("close_idle_connection", (0,)))
+    assert closed.connection(0).fate is Fate.CLOSED
+    assert ACTIONS["exit_worker"].guard(config, closed, 2)
