@@ -18,13 +18,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from forkshare.conformance.verify.profile import (
-    Profile,
-    bundled_names,
-    load_bundled,
-    load_file,
-    profile_from_table,
-)
+from forkshare.conformance.verify.options import budget_from, build_parser, profile_from
+from forkshare.conformance.verify.profile import Profile, load_bundled, profile_from_table, to_table
 from forkshare.conformance.verify.verify import DEFAULT_BOUNDS, Result, verify
 from forkshare.errors import ForkshareError, UsageError
 from forkshare.model.config import Bounds, Config, Mode, ParentDeath
@@ -39,34 +34,8 @@ CANNOT_OBSERVE = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``forkshare verify`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="forkshare verify", description="verify a prefork server against the model"
-    )
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--target", metavar="NAME", help=f"bundled: {', '.join(bundled_names())}")
-    which.add_argument("--profile", type=Path, metavar="FILE.toml", help="a profile file")
-    which.add_argument("--command", metavar="CMD", help="ad-hoc target: {port} {workers} {dir}")
-    which.add_argument("--replay", type=Path, metavar="FILE", help="replay a violation file")
-    parser.add_argument("--reload-signal", default="HUP")
-    parser.add_argument("--graceful-signal", default="QUIT")
-    parser.add_argument("--fast-signal", default="TERM")
-    parser.add_argument("--upgrade-signal")
-    parser.add_argument("--worker-connections", type=int, default=1)
-    parser.add_argument("--mode", default="auto", help="claimed sharing mode, or auto")
-    parser.add_argument("--parent-death", default="workers-exit", help="workers-exit|orphans-serve")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--examples", type=int, default=10, help="Hypothesis examples (10)")
-    parser.add_argument("--steps", type=int, default=12, help="steps per example (12)")
-    parser.add_argument("--no-shrink", action="store_true", help="report the first failure as is")
-    parser.add_argument("--replay-out", type=Path, metavar="FILE", help="where to save a violation")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    return parser
-
-
 def main(argv: list[str]) -> int:
-    """Run ``forkshare verify``; returns the exit status (see the module docstring)."""
+    """Run ``forkshare verify``; returns the exit status (see ``forkshare verify --help``)."""
     args = build_parser().parse_args(argv)
     try:
         return _verify(args)
@@ -79,15 +48,14 @@ def main(argv: list[str]) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    if args.workers < 1 or args.examples < 1 or args.steps < 1:
-        raise UsageError("--workers, --examples and --steps must be at least 1")
+    budget = budget_from(args)
     err = Console(stderr=True)
     if args.replay is not None:
         profile, config, steps = load_replay(args.replay)
         with err.status(f"replaying {args.replay}"):
             result = verify(profile, scenario=steps, config=config)
     else:
-        profile = _profile(args)
+        profile = profile_from(args)
         with err.status(f"verifying {profile.name}") as status:
 
             def progress(done: int, seconds: float) -> None:
@@ -97,10 +65,10 @@ def _verify(args: argparse.Namespace) -> int:
 
             result = verify(
                 profile,
-                workers=args.workers,
-                examples=args.examples,
-                steps=args.steps,
-                shrink=not args.no_shrink,
+                workers=budget.workers,
+                examples=max(budget.examples, 1),
+                steps=budget.steps,
+                shrink=budget.shrink,
                 progress=progress,
             )
     replay_file = None
@@ -114,37 +82,13 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if result.violation is None else 1
 
 
-def _profile(args: argparse.Namespace) -> Profile:
-    if args.profile is not None:
-        return load_file(args.profile)
-    if args.command is not None:
-        table: dict[str, Any] = {
-            "kind": "command",
-            "command": args.command,
-            "mode": args.mode,
-            "parent_death": args.parent_death,
-            "worker_connections": args.worker_connections,
-            "reload_signal": args.reload_signal,
-            "graceful_signal": args.graceful_signal,
-            "fast_signal": args.fast_signal,
-        }
-        if args.upgrade_signal:
-            table["upgrade_signal"] = args.upgrade_signal
-        return profile_from_table("command", table, "--command target")
-    return load_bundled(args.target or "forkshare-exclusive")
-
-
 # --------------------------------------------------------------------------- replay files
 
 
 def save_replay(path: Path, profile: Profile, result: Result) -> None:
     """Write the profile, the model configuration and the violating steps as JSON."""
     assert result.violation is not None
-    table = {
-        k: (v.name if hasattr(v, "name") and k.endswith("signal") else v)
-        for k, v in asdict(profile).items()
-    }
-    table = {k: v for k, v in table.items() if v is not None and k != "name"}
+    table = to_table(profile)
     config = asdict(result.config)
     path.write_text(
         json.dumps(

@@ -119,8 +119,9 @@ def config_for(profile: Profile, workers: int, bounds: Bounds, mode: Mode) -> Co
         worker_connections=min(profile.worker_connections, max(bounds.connections, 1)),
         backlog=bounds.connections + 1,
         parent_death=profile.parent_death,
+        parent_death_bound=profile.parent_death_bound or 0.0,
+        defer_accept=profile.pinned_defer,
         private_reuseport=private,
-        workers_keep_all_clones=profile.workers_keep_all_clones,
         bounds=bounds if profile.upgrade_signal else replace(bounds, upgrades=0),
     )
 
