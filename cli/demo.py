@@ -175,14 +175,14 @@ class Tour:
             self.console.print(Prose(self.text.skipped_quick, style="dim"))
         else:
             with self._working(5):
-                proofs = tour_model.prove(PROVE_TIMEOUT, self.text)
+                proofs = tour_model.prove(PROVE_TIMEOUT)
             tour_model.show_proofs(self.console, self.text, proofs)
         self._heading(6, self.text.verify_intro.format(target=f"forkshare-{self.args.mode}"))
         if self.args.quick or self.args.no_verify:
             self.console.print(Prose(self.text.skipped_quick, style="dim"))
         else:
             with self._working(6):
-                verdict = tour_model.verify(self.args.mode, VERIFY_TIMEOUT, self.text)
+                verdict = tour_model.verify(self.args.mode, VERIFY_TIMEOUT)
             tour_model.show_verify(self.console, self.text, verdict)
 
     # ------------------------------------------------------------ layout

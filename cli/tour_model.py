@@ -4,8 +4,8 @@
   (:func:`forkshare.model.explorer.explore`) and :func:`show_counterexample` prints its shortest
   trace with :mod:`forkshare.model.trace_text`.
 * :func:`prove` and :func:`verify` run ``forkshare prove --json`` and ``forkshare verify --json``
-  as child commands in their own process group, bounded in time and killed on Ctrl-C, and read
-  only their JSON (:func:`run_json_command`).
+  as child commands, bounded in time and stopped with everything they started
+  (:func:`forkshare.json_command.run_json_command`), and read only their JSON.
 
 Discussion:
     *Why the proofs and the verifier through their command lines.* Both are being rewritten while
@@ -19,15 +19,8 @@ Discussion:
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import json
-import os
-import signal
 import sys
-import tempfile
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,10 +28,7 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from forkshare.conformance.observe import procfs
-from forkshare.conformance.observe.deadline import wait_until
-from forkshare.conformance.observe.errors import WaitTimedOutError
-from forkshare.conformance.observe.process_group import ProcessGroup
+from forkshare.json_command import CommandResult, run_json_command
 from forkshare.model.config import Config
 from forkshare.model.explorer import Exploration, Violation, explore
 from forkshare.model.trace_text import describe_state
@@ -46,20 +36,8 @@ from forkshare.model.variants import VARIANTS, Variant
 from forkshare.prose import Prose
 from forkshare.tour_text import TourText
 
-_PR_SET_CHILD_SUBREAPER = 36  # include/uapi/linux/prctl.h
-CHILD_GRACE = 5.0
-"""Seconds a child command has to clean up after SIGINT before its group is killed."""
 VARIANT = "private-reuseport"
 """The unsafe design the tour shows: reuseport sockets created by the workers (gunicorn)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    """A child command's JSON document, or why there is none."""
-
-    document: Mapping[str, Any] | None
-    reason: str
-    """Empty with a document; else the last line of its stderr, its status or the timeout."""
 
 
 # ---------------------------------------------------------------- part 4: the model
@@ -100,94 +78,6 @@ def _trace_text(text: TourText, violation: Violation) -> Group:
     return Group(Prose(heading, "bold"), Text(""), Text("\n".join(lines)))
 
 
-# ---------------------------------------------------------------- child commands
-
-
-def run_json_command(argv: Sequence[str], timeout: float, text: TourText) -> CommandResult:
-    """Run ``argv`` in its own process group for at most ``timeout`` seconds and parse its
-    stdout as one JSON object.
-
-    The command is stopped at the end whatever happened (a timeout, Ctrl-C in the tour) with
-    SIGINT first, as Ctrl-C would stop it: the verifier then kills the servers it started in
-    their own sessions, which a SIGKILL of its group would leave running; SIGKILL follows after
-    :data:`CHILD_GRACE` seconds.
-    """
-    with (
-        tempfile.TemporaryDirectory(prefix="forkshare-demo-") as directory,
-        orphans_killed(),
-    ):
-        group = ProcessGroup(argv, output_dir=directory)
-        try:
-            finished = _wait_for_exit(group, timeout)
-        finally:
-            group.stop(first=signal.SIGINT, grace=CHILD_GRACE)
-        stdout, stderr = group.stdout(), group.stderr()
-    if not finished:
-        return CommandResult(None, text.timed_out.format(seconds=f"{timeout:g}"))
-    status = group.process.returncode
-    try:
-        document = json.loads(stdout)
-    except ValueError:
-        return CommandResult(None, _last_line(stderr) or f"exit status {status}")
-    if not isinstance(document, dict):
-        return CommandResult(None, f"exit status {status}")
-    return CommandResult(document, "")
-
-
-@contextlib.contextmanager
-def orphans_killed() -> Iterator[None]:
-    """Be a child subreaper for the block; at its end, kill (by process group) and reap every
-    process that was orphaned to us in it.
-
-    A child command may leave processes of its own behind when it is stopped: the verifier
-    starts each target in a new session, and a target whose verifier died is reparented. As a
-    subreaper (``PR_SET_CHILD_SUBREAPER``) the tour inherits them instead of init, so it can tell
-    them from anybody else's processes and kill them.
-    """
-    before = set(procfs.read_children(os.getpid()))
-    _set_subreaper(True)
-    try:
-        yield
-    finally:
-        adopted = set(procfs.read_children(os.getpid())) - before
-        for pid in adopted:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-        _reap(adopted, before)
-        _set_subreaper(False)
-
-
-def _reap(adopted: set[int], before: set[int]) -> None:
-    """Reap the adopted processes and, as they die, their orphaned children (bounded)."""
-    deadline = time.monotonic() + CHILD_GRACE
-    while adopted and time.monotonic() < deadline:
-        for pid in list(adopted):
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0] == 0:
-                    continue
-            adopted.discard(pid)
-        adopted |= set(procfs.read_children(os.getpid())) - before
-        time.sleep(0.02)
-
-
-def _set_subreaper(on: bool) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)
-
-
-def _wait_for_exit(group: ProcessGroup, timeout: float) -> bool:
-    try:
-        wait_until(lambda: not group.is_running(), timeout, " ".join(group.argv), interval=0.1)
-    except WaitTimedOutError:
-        return False
-    return True
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:160] if lines else ""
-
-
 def _forkshare(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "forkshare", *arguments]
 
@@ -207,9 +97,9 @@ class ProofSummary:
     not_proved: tuple[str, ...]
 
 
-def prove(timeout: float, text: TourText) -> CommandResult:
+def prove(timeout: float) -> CommandResult:
     """Run the whole proof suite through its command line."""
-    return run_json_command(_forkshare("prove", "--json"), timeout, text)
+    return run_json_command(_forkshare("prove", "--json"), timeout)
 
 
 def proof_summary(document: Mapping[str, Any]) -> ProofSummary | None:
@@ -238,7 +128,7 @@ def show_proofs(console: Console, text: TourText, result: CommandResult) -> None
     """The summary line, or the reason there is none."""
     summary = proof_summary(result.document) if result.document is not None else None
     if summary is None:
-        reason = result.reason or "no records"
+        reason = _reason(text, result) or "no records"
         console.print(Prose(text.proofs_did_not_run.format(reason=reason), style="yellow"))
         return
     line = text.proofs_summary.format(
@@ -265,9 +155,9 @@ def verify_argv(mode: str) -> list[str]:
     return _forkshare("verify", "--target", target, "--examples", "3", "--steps", "8", "--json")
 
 
-def verify(mode: str, timeout: float, text: TourText) -> CommandResult:
+def verify(mode: str, timeout: float) -> CommandResult:
     """Run the short verify through its command line."""
-    return run_json_command(verify_argv(mode), timeout, text)
+    return run_json_command(verify_argv(mode), timeout)
 
 
 def verify_summary(document: Mapping[str, Any], text: TourText) -> tuple[str, bool] | None:
@@ -294,8 +184,15 @@ def show_verify(console: Console, text: TourText, result: CommandResult) -> None
     """The verdict line, or the reason there is none."""
     summary = verify_summary(result.document, text) if result.document is not None else None
     if summary is None:
-        reason = result.reason or "no verdict"
+        reason = _reason(text, result) or "no verdict"
         console.print(Prose(text.verify_did_not_run.format(reason=reason), style="yellow"))
         return
     line, conforms = summary
     console.print(Prose(line, style="bold green" if conforms else "bold red"))
+
+
+def _reason(text: TourText, result: CommandResult) -> str:
+    """Why a command gave no document, in the tour's language when it ran out of time."""
+    if result.timed_out is not None:
+        return text.timed_out.format(seconds=f"{result.timed_out:g}")
+    return result.reason
