@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -39,7 +38,6 @@ from rich.text import Text
 
 from forkshare import tour_model, tour_server
 from forkshare.conformance.observe.kernel_objects import KernelObjects, kernel_objects
-from forkshare.conformance.observe.launch import free_port
 from forkshare.conformance.observe.observer import snapshot
 from forkshare.impl.options import MODES
 from forkshare.prose import Prose
@@ -47,8 +45,8 @@ from forkshare.tour_text import LANGUAGES, TEXTS, TourText, choose_language
 
 PROVE_TIMEOUT = 30.0
 """Seconds the proof suite may take before the tour moves on without it."""
-VERIFY_TIMEOUT = 30.0
-"""Seconds the short verify may take (it needs about 3 s here)."""
+VERIFY_TIMEOUT = 20.0
+"""Seconds the short verify may take (it needs about 5 s here)."""
 PARTS = 6
 
 
@@ -124,22 +122,26 @@ class Tour:
     # ------------------------------------------------------------ the live server (1–3)
 
     def _live_parts(self) -> None:
-        strace = shutil.which("strace")
-        port = free_port()
-        argv = tour_server.serve_command(self.args.mode, self.args.workers, port)
+        strace = tour_server.find_strace()
         with contextlib.ExitStack() as stack:
             with self._working(1):
-                server = stack.enter_context(tour_server.live_server(argv, port, strace))
+                live = tour_server.live_server(self.args.mode, self.args.workers, strace.path)
+                server = stack.enter_context(live)
                 tour_server.wait_until_idle(server, self.args.workers)
-            self._part_1(server)
+            self._part_1(server, strace)
             objects = self._part_2(server)
             self._part_3(server, objects)
 
-    def _part_1(self, server: tour_server.LiveServer) -> None:
+    def _part_1(self, server: tour_server.LiveServer, strace: tour_server.Strace) -> None:
         self._heading(1, self.text.trace_intro)
         analysis = server.analysis()
         if analysis is None:
-            self.console.print(Prose(self.text.strace_missing, style="yellow"))
+            note = (
+                self.text.strace_unusable.format(reason=strace.why_not)
+                if strace.why_not
+                else self.text.strace_missing
+            )
+            self.console.print(Prose(note, style="yellow"))
             return
         tour_server.show_trace(self.console, self.text, analysis)
 
@@ -172,14 +174,15 @@ class Tour:
         tour_model.show_counterexample(self.console, self.text, variant, result)
         self._heading(5, self.text.proofs_intro)
         if self.args.quick:
-            self.console.print(Prose(self.text.skipped_quick, style="dim"))
+            self.console.print(Prose(self.text.skipped.format(option="--quick"), style="dim"))
         else:
             with self._working(5):
                 proofs = tour_model.prove(PROVE_TIMEOUT)
             tour_model.show_proofs(self.console, self.text, proofs)
         self._heading(6, self.text.verify_intro.format(target=f"forkshare-{self.args.mode}"))
         if self.args.quick or self.args.no_verify:
-            self.console.print(Prose(self.text.skipped_quick, style="dim"))
+            option = "--quick" if self.args.quick else "--no-verify"
+            self.console.print(Prose(self.text.skipped.format(option=option), style="dim"))
         else:
             with self._working(6):
                 verdict = tour_model.verify(self.args.mode, VERIFY_TIMEOUT)

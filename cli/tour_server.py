@@ -1,8 +1,9 @@
 """The tour's live parts: the reference server under strace, its kernel objects, its clients.
 
 :func:`live_server` starts ``forkshare serve`` on 127.0.0.1 in its own process group, under strace
-when it is installed (:func:`~forkshare.conformance.strace.strace_run.traced_server`), waits
-(bounded) until every worker is idle, and kills the group when the block ends, also on Ctrl-C.
+when it can trace here (:func:`find_strace`;
+:func:`~forkshare.conformance.strace.strace_run.traced_server`), and kills the group when the
+block ends, also on Ctrl-C; :func:`wait_until_idle` waits (bounded) until every worker is idle.
 The three parts read that one server: :func:`show_trace` its system calls by role,
 :func:`show_picture` the kernel objects from /proc, :func:`show_acceptances` who accepted each of
 a few connections (/proc, the server's reply, and the trace's accept4 calls).
@@ -11,7 +12,10 @@ a few connections (/proc, the server's reply, and the trace's accept4 calls).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,10 +28,14 @@ from rich.text import Text
 
 from forkshare.conformance.observe.client import Client
 from forkshare.conformance.observe.deadline import wait_until
-from forkshare.conformance.observe.errors import WaitTimedOutError
+from forkshare.conformance.observe.errors import (
+    PortInUseError,
+    TargetFailedToStartError,
+    WaitTimedOutError,
+)
 from forkshare.conformance.observe.kernel_objects import KernelObjects
 from forkshare.conformance.observe.kernel_picture import render_lines
-from forkshare.conformance.observe.launch import RunningTarget, launch
+from forkshare.conformance.observe.launch import RunningTarget, free_port, launch
 from forkshare.conformance.observe.observer import who_accepted
 from forkshare.conformance.observe.process_group import ProcessGroup
 from forkshare.conformance.observe.procfs import Endpoint
@@ -43,6 +51,9 @@ START_TIMEOUT = 15.0
 """Seconds for the server to listen (strace slows Python's start-up) and its workers to idle."""
 CLIENT_TIMEOUT = 3.0
 """Seconds a client waits to be accepted, then for the reply."""
+STRACE_CHECK_TIMEOUT = 5.0
+"""Seconds strace has to trace ``true`` before it counts as unusable."""
+PORT_ATTEMPTS = 3
 
 T = TypeVar("T")
 
@@ -74,15 +85,65 @@ def serve_command(mode: str, workers: int, port: int) -> list[str]:
     return [sys.executable, "-m", "forkshare", "serve", *options]
 
 
+@dataclass(frozen=True, slots=True)
+class Strace:
+    """Whether strace can trace here: its path, or why not (missing, or ptrace refused)."""
+
+    path: str | None
+    why_not: str
+
+
+def find_strace() -> Strace:
+    """strace when it is installed and may trace a child here (a container may forbid ptrace:
+    strace then fails at once), checked on ``true`` within STRACE_CHECK_TIMEOUT seconds."""
+    path = shutil.which("strace")
+    if path is None:
+        return Strace(None, "")
+    try:
+        check = subprocess.run(
+            [path, "-f", "-q", "-o", os.devnull, "--", "true"],
+            capture_output=True,
+            text=True,
+            timeout=STRACE_CHECK_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return Strace(None, f"strace -- true did not finish in {STRACE_CHECK_TIMEOUT:g} s")
+    if check.returncode != 0:
+        lines = check.stderr.strip().splitlines() or [f"exit status {check.returncode}"]
+        return Strace(None, lines[-1])
+    return Strace(path, "")
+
+
 @contextlib.contextmanager
-def live_server(argv: Sequence[str], port: int, strace: str | None) -> Iterator[LiveServer]:
-    """Start ``argv`` (under ``strace`` when given) and wait until it listens on ``port``; stop
-    its process group when the block ends.
+def live_server(mode: str, workers: int, strace: str | None) -> Iterator[LiveServer]:
+    """Start ``forkshare serve`` on a free port (under ``strace`` when given) and wait until it
+    listens; stop its process group when the block ends. A port taken by someone else between
+    choosing and binding it is chosen again (PORT_ATTEMPTS times).
 
     Raises:
         TargetFailedToStartError: when it exits or does not listen within START_TIMEOUT.
-        PortInUseError: when something else already listens on ``port``.
     """
+    with contextlib.ExitStack() as stack:
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = free_port()
+            try:
+                server = stack.enter_context(_started(mode, workers, port, strace))
+            except (PortInUseError, TargetFailedToStartError) as error:
+                if attempt == PORT_ATTEMPTS or not _port_was_taken(error):
+                    raise
+                continue
+            yield server
+            return
+
+
+def _port_was_taken(error: Exception) -> bool:
+    return isinstance(error, PortInUseError) or "Address already in use" in str(error)
+
+
+@contextlib.contextmanager
+def _started(mode: str, workers: int, port: int, strace: str | None) -> Iterator[LiveServer]:
+    argv = serve_command(mode, workers, port)
     if strace is None:
         target = launch(argv, port, timeout=START_TIMEOUT)
         try:

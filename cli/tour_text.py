@@ -60,6 +60,8 @@ class TourText:
     """``{command}``."""
     trace_intro: str
     strace_missing: str
+    strace_unusable: str
+    """``{reason}``."""
     trace_clone_note: str
     rules: tuple[tuple[str, str], ...]
     """The tracer's rule names with what each checks."""
@@ -107,7 +109,8 @@ class TourText:
     """``{property}``."""
     verify_did_not_run: str
     """``{reason}``."""
-    skipped_quick: str
+    skipped: str
+    """``{option}``."""
     timed_out: str
     """``{seconds}``."""
     answer_title: str
@@ -141,7 +144,7 @@ ENGLISH = TourText(
         "The verifier against the real server",
     ),
     working=(
-        "starting the server under strace …",
+        "starting the reference server …",
         "reading /proc and the sockets …",
         "connecting …",
         "exploring the model …",
@@ -154,6 +157,8 @@ ENGLISH = TourText(
     "forks; the workers inherit its descriptors and never bind one themselves.",
     strace_missing="strace is not installed (apt-get install strace), so this part is skipped; the "
     "server runs without it and the tour goes on.",
+    strace_unusable="strace cannot trace here ({reason}), so this part is skipped; the server runs "
+    "without it and the tour goes on.",
     trace_clone_note="fork() shows as clone(): glibc implements it that way. The workers' descriptor "
     "has the master's number because fork() copies the descriptor table (K1).",
     rules=(
@@ -206,7 +211,7 @@ ENGLISH = TourText(
     "server conforms.",
     verify_violation="The server violated {property}. forkshare verify prints the steps.",
     verify_did_not_run="The verifier gave no result ({reason}).",
-    skipped_quick="Skipped (--quick).",
+    skipped="Skipped ({option}).",
     timed_out="did not finish within {seconds} s",
     answer_title="The answer",
     answer="The master calls socket(), setsockopt(), bind() and listen() once, then forks. fork() "
@@ -235,7 +240,7 @@ JAPANESE = TourText(
         "本物のサーバに対する検証器",
     ),
     working=(
-        "strace の下でサーバを起動している …",
+        "リファレンスサーバを起動している …",
         "/proc とソケットを読んでいる …",
         "接続している …",
         "モデルを探索している …",
@@ -248,6 +253,8 @@ JAPANESE = TourText(
     "から fork し、ワーカーはそのディスクリプタを受け継ぐだけで、自分では bind しない。",
     strace_missing="strace がインストールされていない (apt-get install strace) ので、この部は飛ばす。"
     "サーバは strace なしで起動し、ツアーは続く。",
+    strace_unusable="ここでは strace でトレースできない ({reason}) ので、この部は飛ばす。サーバは strace "
+    "なしで起動し、ツアーは続く。",
     trace_clone_note="fork() は clone() として現れる。glibc がそのように実装しているからである。"
     "ワーカーのディスクリプタ番号がマスターと同じなのは、fork() がディスクリプタテーブルを"
     "コピーするからである (K1)。",
@@ -309,7 +316,7 @@ JAPANESE = TourText(
     "確かめた。サーバは仕様に適合している。",
     verify_violation="サーバは {property} に違反した。forkshare verify で手順が見られる。",
     verify_did_not_run="検証器は結果を出さなかった ({reason})。",
-    skipped_quick="飛ばした (--quick)。",
+    skipped="飛ばした ({option})。",
     timed_out="{seconds} 秒以内に終わらなかった",
     answer_title="答え",
     answer="マスターは socket()、setsockopt()、bind()、listen() を一度だけ呼び、それから fork する。"

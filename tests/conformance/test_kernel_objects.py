@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from forkshare.conformance.observe import socket_probe
 from forkshare.conformance.observe.deadline import wait_until
 from forkshare.conformance.observe.kernel_objects import KernelObjects, kernel_objects
 from forkshare.conformance.observe.kernel_picture import JAPANESE, render_lines, summary, to_dot
@@ -139,6 +140,19 @@ def test_kcmp_tells_one_open_file_description_from_another() -> None:
         with socket.socket() as other:
             assert same_open_file((master, fd), (worker, fd)) is True
             assert same_open_file((master, fd), (os.getpid(), other.fileno())) is False
+
+
+def test_when_kcmp_is_refused_the_sharing_is_inferred_from_the_socket_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The refusal cannot be produced here (root may kcmp anything; Yama is not loaded), so it is
+    # simulated: the one stand-in in this file.
+    monkeypatch.setattr(socket_probe, "same_open_file", lambda first, second: None)
+    with forked_listener(workers=2) as (master, port):
+        objects = objects_of(master, port)
+    [description] = objects.descriptions
+    assert (description.reference_count, description.compared) == (3, False)
+    assert "(one per socket; kcmp not permitted)" in "\n".join(render_lines(objects))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another uid")
