@@ -46,7 +46,7 @@ from forkshare.tour_text import LANGUAGES, TEXTS, TourText, choose_language
 PROVE_TIMEOUT = 30.0
 """Seconds the proof suite may take before the tour moves on without it."""
 VERIFY_TIMEOUT = 20.0
-"""Seconds the short verify may take (it needs about 5 s here)."""
+"""Seconds the short verify may take (it needs about 6 s here)."""
 PARTS = 6
 
 
