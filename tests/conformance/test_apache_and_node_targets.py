@@ -28,12 +28,18 @@ import pytest
 from forkshare.conformance.observe.launch import RunningTarget, free_port, launch
 from forkshare.conformance.observe.role import Role
 from forkshare.conformance.observe.sharing_mode import SharingMode, infer_mode
-from forkshare.conformance.verify.machine import SETTLE, Step
-from forkshare.conformance.verify.profile import Profile, load_bundled
-from forkshare.conformance.verify.scenarios import lose_queued, orphans_serve
+from forkshare.conformance.verify.profile import load_bundled
+from forkshare.conformance.verify.scenarios import (
+    CONNECT,
+    SCENARIO_BOUNDS,
+    SCENARIOS,
+    SETTLE,
+    START,
+    Step,
+)
 from forkshare.conformance.verify.target import APACHE, NODE, command_line
-from forkshare.conformance.verify.verify import Result, verify
-from forkshare.model.config import Bounds, ParentDeath
+from forkshare.conformance.verify.verify import Plan, Result, config_for, verify
+from forkshare.model.config import Mode, ParentDeath
 from tests.conformance.conftest import require_package
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]
@@ -130,136 +136,151 @@ def test_the_sharing_mode_inferred_from_proc_is_the_one_the_profile_claims(
 
 # --------------------------------------------------------------------------- verdicts
 
-MASTER_DIES: tuple[Step, ...] = (
-    ("start_master", ()),
-    ("kill_master", (1,)),
-    SETTLE,
-    ("connect", ()),
-    SETTLE,
-)
-"""SIGKILL the master, let the workers notice, then a client: refused once nobody is left."""
+RANDOM = "random walks (derandomized, 4 examples of 10 steps)"
+OTHER_CLAIM = "SIGKILL the master, then a client, under the other parent-death claim"
+SILENT_THEN_FAST_STOP = "two silent clients, then a fast stop"
+STOPPED_THEN_GRACEFUL = "a graceful stop right after a SIGSTOP, then a client, then SIGCONT"
 
-DEFERRED_THEN_STOP: tuple[Step, ...] = (
-    ("start_master", ()),
-    ("connect", ()),
-    ("connect", ()),
-    ("fast_shutdown", (1,)),
-)
-"""Two clients that send nothing (held back by TCP_DEFER_ACCEPT, K19), then a fast stop."""
+BUILT_IN: dict[str, tuple[Step, ...]] = {s.name: s.steps for s in SCENARIOS}
+"""The verifier's own scenarios (what a default run plays first), by name."""
 
-
-STOPPED_CHILD_THEN_GRACEFUL_STOP: tuple[Step, ...] = (
-    ("start_master", ()),
-    ("stop_worker", (2,)),
-    ("graceful_shutdown", (1,)),
-    SETTLE,
-    ("connect", ()),
-    ("send_request", (0,)),
-    SETTLE,
-    ("continue_worker", (2,)),
-    SETTLE,
-)
-"""A graceful stop right after a worker's SIGSTOP, then a client with its request, then SIGCONT."""
-
-
-def _random(profile: Profile) -> Result:
-    """A short derandomized run: the same 30–45 steps every time (about 10–20 s per target)."""
-    return verify(profile, examples=4, steps=10, shrink=False, derandomize=True)
-
-
-def _master_dies(profile: Profile, claim: ParentDeath) -> Result:
-    claimed = replace(profile, parent_death=claim)
-    return verify(claimed, scenario=MASTER_DIES, bounds=Bounds(connections=1, master_kills=1))
-
-
-def _deferred_then_stop(profile: Profile) -> Result:
-    return verify(profile, scenario=DEFERRED_THEN_STOP, bounds=Bounds(connections=2, shutdowns=1))
-
-
-def _stopped_child_then_graceful_stop(profile: Profile) -> Result:
-    bounds = Bounds(connections=1, stops=1, shutdowns=1)
-    return verify(profile, scenario=STOPPED_CHILD_THEN_GRACEFUL_STOP, bounds=bounds)
-
-
-SCENARIOS: dict[str, Callable[[Profile], Result]] = {
-    "random": _random,
-    "orphans-claimed-serve": lambda p: orphans_serve(p, ParentDeath.ORPHANS_SERVE),
-    "orphans-claimed-exit": lambda p: orphans_serve(p, ParentDeath.WORKERS_EXIT),
-    "master-dies-claimed-exit": lambda p: _master_dies(p, ParentDeath.WORKERS_EXIT),
-    "master-dies-claimed-serve": lambda p: _master_dies(p, ParentDeath.ORPHANS_SERVE),
-    "kill-stopped-worker-with-clients": lose_queued,
-    "deferred-clients-then-fast-stop": _deferred_then_stop,
-    "stopped-child-then-graceful-stop": _stopped_child_then_graceful_stop,
+EXTRA: dict[str, tuple[Step, ...]] = {
+    SILENT_THEN_FAST_STOP: (START, CONNECT, CONNECT, ("fast_shutdown", (1,))),
+    STOPPED_THEN_GRACEFUL: (
+        START,
+        ("stop_worker", (2,)),
+        ("graceful_shutdown", (1,)),
+        SETTLE,
+        CONNECT,
+        ("send_request", (0,)),
+        SETTLE,
+        ("continue_worker", (2,)),
+        SETTLE,
+    ),
 }
-"""Each scenario: profile → the verifier's result (a short random run, or fixed steps)."""
+"""Scenarios of ours: clients held back by TCP_DEFER_ACCEPT (K19) when the listener closes; a stop
+in the second after a SIGSTOP, when Apache's parent mistakes the stopped child for a dead one."""
+
+RANDOM_PLAN = Plan(
+    examples=4, steps=10, scenarios=False, discover=False, shrink=False, derandomize=True
+)
+
+
+def run_scenario(target: str, scenario: str) -> Result:
+    """The verifier's result for ``scenario`` on the bundled ``target`` (discovery off: the
+    profiles claim everything)."""
+    profile = load_bundled(target)
+    if scenario == RANDOM:
+        return verify(profile, RANDOM_PLAN)
+    if scenario == OTHER_CLAIM:
+        other = {
+            ParentDeath.WORKERS_EXIT: ParentDeath.ORPHANS_SERVE,
+            ParentDeath.ORPHANS_SERVE: ParentDeath.WORKERS_EXIT,
+        }[profile.parent_death]
+        profile = replace(profile, parent_death=other)
+        steps = BUILT_IN["SIGKILL the master, then a client"]
+    else:
+        steps = BUILT_IN[scenario] if scenario in BUILT_IN else EXTRA[scenario]
+    config = config_for(profile, 2, SCENARIO_BOUNDS, Mode(profile.mode), private=False)
+    return verify(profile, Plan(discover=False), replay=steps, config=config)
 
 
 @dataclass(frozen=True, slots=True)
 class Expected:
-    """One row of the verdict table: what the verifier says today, what it should say, why."""
+    """One row of the verdict table: what the verifier says today, what it should say, why.
+
+    ``tries`` > 1 marks a race the verifier does not control: the run is repeated until
+    ``today`` shows, and every other run must give ``otherwise``.
+    """
 
     today: str
     correct: str
     why: str
+    tries: int = 1
+    otherwise: str = ""
 
 
-MISMATCH = "violates observation_matches_model"
-ORPHANS = "violates orphans_exit_with_master"
+OK = "conforms"
+UNEXPLAINED = "unexplained behaviour"
+CORRECT = Expected(OK, OK, "correct behaviour")
+"""A row for a scenario the server handles as the specification says."""
+
+KILL_EVERY_NODE_WORKER = Expected(
+    "violates listeners_keep_identity",
+    "violates listeners_keep_identity",
+    "a Node defect: when the last worker leaves the cluster's server handle the primary closes "
+    "the listener (RR: with its undelivered connections; NONE: its copy, the last one); the "
+    "respawned workers make it bind a new socket: refused for 0.17-0.36 s, a new inode. It "
+    "shows when the second kill lands before the first worker's replacement listens (a race "
+    "with the verifier's settling: about 3 runs in 5)",
+    tries=8,
+    otherwise=OK,
+)
+
+NODE_ROWS: dict[str, Expected] = {
+    RANDOM: CORRECT,
+    "a client while the first worker is stopped": CORRECT,
+    "a client while the second worker is stopped": CORRECT,
+    "SIGKILL a worker with connections queued behind it": CORRECT,
+    "reload with a request in hand and a connection queued": CORRECT,
+    "graceful stop with a request in hand and a connection queued": CORRECT,
+    "SIGKILL every worker, then a client": KILL_EVERY_NODE_WORKER,
+    "SIGKILL the master, then a client": Expected(
+        OK, OK, "workers exit 0.00-0.02 s after the primary (IPC disconnect, F7)"
+    ),
+    "fast stop with a request in hand": CORRECT,
+    OTHER_CLAIM: Expected(
+        "violates orphans_exit_with_master",
+        "violates orphans_exit_with_master",
+        "no orphan is left to serve: an orphans-serve claim is contradicted",
+    ),
+    SILENT_THEN_FAST_STOP: CORRECT,
+    STOPPED_THEN_GRACEFUL: CORRECT,
+}
+
+IN_FLIGHT = (
+    "model gap: the primary sendmsg()s a connection to a stopped worker (it waits in that "
+    "worker's IPC queue, in no fd table) and keeps its own copy until the ack, while it goes on "
+    "handing later connections to the running worker; the model's master holds one undelivered "
+    "connection and hands only to running workers"
+)
 
 VERDICTS: dict[tuple[str, str], Expected] = {
-    ("apache-prefork", "random"): Expected(
-        "conforms", "conforms", "a correct server (a short derandomized run)"
+    **{("apache-prefork", name): CORRECT for name in NODE_ROWS},
+    ("apache-prefork", "SIGKILL every worker, then a client"): Expected(
+        OK, OK, "the parent keeps the listener; the idle maintenance respawns in 1.5 s (F10)"
     ),
-    ("apache-prefork", "orphans-claimed-serve"): Expected(
-        "conforms", "conforms", "children keep serving after the parent's SIGKILL: its design"
+    ("apache-prefork", "SIGKILL the master, then a client"): Expected(
+        OK, OK, "the children keep serving after the parent's SIGKILL: its declared design"
     ),
-    ("apache-prefork", "orphans-claimed-exit"): Expected(
-        ORPHANS, ORPHANS, "the same orphans contradict a workers-exit claim"
+    ("apache-prefork", OTHER_CLAIM): Expected(
+        "violates orphans_exit_within_bound",
+        "violates orphans_exit_within_bound",
+        "the same orphans contradict a workers-exit claim",
     ),
-    ("apache-prefork", "kill-stopped-worker-with-clients"): Expected(
-        "conforms", "conforms", "the parent and the other child keep the queue (shared socket)"
+    ("apache-prefork", SILENT_THEN_FAST_STOP): Expected(
+        OK, OK, "held-back clients see nothing when the listener closes (K19; model since 9f501f6)"
     ),
-    ("apache-prefork", "deferred-clients-then-fast-stop"): Expected(
-        MISMATCH,
-        "conforms",
-        "model gap: a held-back (TCP_DEFER_ACCEPT) connection whose listener closes is freed "
-        "without a RST, so its client sees nothing (pending) until it sends; the model resets it",
-    ),
-    ("apache-prefork", "stopped-child-then-graceful-stop"): Expected(
-        "conforms",
-        "conforms",
+    ("apache-prefork", STOPPED_THEN_GRACEFUL): Expected(
+        OK,
+        OK,
         "the parent exits after 1 s and abandons the stopped child, which keeps the listener "
         "and serves the client after SIGCONT (APR reports the stop as an exit: MEASURED.md); "
         "the model lets a master exit before its told workers (F8)",
     ),
-    ("node-cluster-rr", "random"): Expected(
-        "conforms", "conforms", "a correct server (a short derandomized run)"
+    **{("node-cluster-none", name): row for name, row in NODE_ROWS.items()},
+    **{("node-cluster-rr", name): row for name, row in NODE_ROWS.items()},
+    ("node-cluster-rr", "SIGKILL a worker with connections queued behind it"): Expected(
+        UNEXPLAINED,
+        "violates a passfd delivery liveness property (none is named yet)",
+        IN_FLIGHT + "; once that worker is killed its connection stays in the primary for ever, "
+        "neither re-offered nor reset (a Node defect)",
     ),
-    ("node-cluster-rr", "master-dies-claimed-exit"): Expected(
-        "conforms", "conforms", "workers exit 0.02 s after the primary (IPC disconnect, F7)"
-    ),
-    ("node-cluster-rr", "master-dies-claimed-serve"): Expected(
-        ORPHANS, ORPHANS, "no orphan is left to serve: an orphans-serve claim is contradicted"
-    ),
-    ("node-cluster-rr", "kill-stopped-worker-with-clients"): Expected(
-        MISMATCH,
-        "a liveness violation (no property names it yet)",
-        "model gap, then a Node defect: the primary hands a connection to the stopped worker and "
-        "keeps its copy until the ack while it hands later ones to the running worker (the model "
-        "holds one undelivered connection and never hands to a stopped worker); once that worker "
-        "is killed, the connection stays in the primary for ever, neither re-offered nor reset",
-    ),
-    ("node-cluster-none", "random"): Expected(
-        "conforms", "conforms", "a correct server (a short derandomized run)"
-    ),
-    ("node-cluster-none", "master-dies-claimed-exit"): Expected(
-        "conforms", "conforms", "workers exit 0.00–0.02 s after the primary (IPC disconnect, F7)"
-    ),
-    ("node-cluster-none", "master-dies-claimed-serve"): Expected(
-        ORPHANS, ORPHANS, "no orphan is left to serve: an orphans-serve claim is contradicted"
-    ),
-    ("node-cluster-none", "kill-stopped-worker-with-clients"): Expected(
-        "conforms", "conforms", "the primary and the running worker keep the queue: 3/3 served"
+    ("node-cluster-rr", "graceful stop with a request in hand and a connection queued"): Expected(
+        UNEXPLAINED,
+        OK,
+        IN_FLIGHT + "; after SIGCONT the request in hand is served and the silent one closed "
+        "at the supervisor's 5 s timeout (F3)",
     ),
 }
 """(target, scenario) → the verdicts; see the module docstring."""
@@ -276,15 +297,30 @@ def _explained(result: Result, expected: Expected) -> str:
     return f"expected {expected.today} ({expected.why}), got {result.verdict}{evidence}"
 
 
+def test_every_scenario_the_verifier_plays_has_a_verdict_for_each_bundled_target() -> None:
+    for target in APACHE_TARGETS + NODE_TARGETS:
+        profile = load_bundled(target)
+        config = config_for(profile, 2, SCENARIO_BOUNDS, Mode(profile.mode), private=False)
+        played = {s.name for s in SCENARIOS if s.fits(config)}
+        rows = {name for t, name in VERDICTS if t == target}
+        assert played <= rows, f"{target}: no verdict for {sorted(played - rows)}"
+        assert rows - played <= {RANDOM, OTHER_CLAIM, *EXTRA}, sorted(rows - played - set(EXTRA))
+
+
 @pytest.mark.parametrize(
     ("target", "scenario"),
-    [pytest.param(t, s, marks=MARKS[t], id=f"{t}-{s}") for t, s in VERDICTS],
+    [pytest.param(t, s, marks=MARKS[t], id=f"{t}: {s}") for t, s in VERDICTS],
 )
 def test_the_verifiers_verdict_on_each_bundled_target_is_the_known_one(
     target: str, scenario: str
 ) -> None:
     _require(target)
     expected = VERDICTS[(target, scenario)]
-    result = SCENARIOS[scenario](load_bundled(target))
-    assert result.verdict == expected.today, _explained(result, expected)
-    assert result.steps > 0
+    for _ in range(expected.tries):
+        result = run_scenario(target, scenario)
+        assert result.steps > 0
+        if result.verdict == expected.today:
+            return
+        assert expected.tries > 1, _explained(result, expected)
+        assert result.verdict == expected.otherwise, _explained(result, expected)
+    pytest.fail(f"{expected.today} never showed in {expected.tries} runs ({expected.why})")
