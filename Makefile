@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := cli model impl proofs conformance conformance/observe conformance/strace conformance/verify \
-	conformance/verify/profiles
+	conformance/verify/profiles conformance/verify/targets
 PROFILE ?= $(if $(CI),ci,dev)
 PYTEST_ARGS ?=
 
