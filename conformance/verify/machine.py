@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
 from hypothesis import strategies as st
+from hypothesis import target
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -225,7 +226,11 @@ class ForkshareMachine(RuleBasedStateMachine):
             self.take(ACTIONS["start_master"], data)
 
     def teardown(self) -> None:
-        """Let pending timed checks finish, then stop the backend's processes."""
+        """Score the walk, let pending timed checks finish, then stop the backend's processes."""
+        if not self.backend.drives_internal:
+            # Steer the walks towards what they have not shown yet (Hypothesis targeted
+            # search): the score is the number of distinct records this walk observed.
+            target(float(len(self.backend.coverage.records)), label="distinct observations")
         try:
             self.backend.drain()
         finally:
