@@ -43,25 +43,22 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from forkshare.conformance.observe.sharing_mode import SharingMode
-from forkshare.conformance.verify.probe_run import ProbeRun
+from forkshare.conformance.verify.probe_run import DiscoveryBudget, ProbeRun, settle
 from forkshare.conformance.verify.probes import (
     AT_ONCE,
     DeferFinding,
-    DiscoveryBudget,
     ParentDeathFinding,
     ReloadFinding,
     RespawnFinding,
     StopFinding,
-    Structure,
     probe_defer,
     probe_graceful,
     probe_parent_death,
     probe_reload,
     probe_respawn,
-    probe_structure,
-    settle,
 )
 from forkshare.conformance.verify.profile import AUTO, Profile
+from forkshare.conformance.verify.structure_probe import Structure, probe_structure
 from forkshare.model.config import SHARED_MODES, Mode, ParentDeath
 
 __all__ = ["Discovery", "DiscoveryBudget", "apply", "contradictions", "discover"]
@@ -269,7 +266,7 @@ def discover(
         with _timed(seconds, "respawn"):
             respawn = probe_respawn(run, structure.view, budget)
         with _timed(seconds, "reload"):
-            view, _ = settle(run, budget, budget.settle)
+            view = settle(run, budget.settle)
             reload = probe_reload(run, profile, view.master if view else None, budget)
     with _timed(seconds, "parent death"):
         death = _parent_death_run(profile, workers, budget)
@@ -302,7 +299,7 @@ def _parent_death_run(
 ) -> ParentDeathFinding:
     cap = parent_death_cap(profile, budget)
     with ProbeRun(profile, workers, budget.start) as run:
-        view, _ = settle(run, budget, budget.workers)
+        view = settle(run, budget.workers)
         if view is None:
             return ParentDeathFinding(None, cap, False, None, "not probed: nothing listened")
         return probe_parent_death(run, view, cap)
@@ -310,7 +307,7 @@ def _parent_death_run(
 
 def _graceful_run(profile: Profile, workers: int, budget: DiscoveryBudget) -> StopFinding:
     with ProbeRun(profile, workers, budget.start) as run:
-        view, _ = settle(run, budget, budget.workers)
+        view = settle(run, budget.workers)
         if view is None:
             why = "not observed: nothing listened"
             return StopFinding(why, why, why, why)

@@ -1,5 +1,9 @@
 """One short run of a target for discovery: started fresh, looked at through /proc, killed.
 
+This module also owns what every probe shares: :class:`DiscoveryBudget` (the bound of each wait),
+:func:`settle` (until the workers exist and sleep) and the cheap per-process looks
+(:func:`is_alive`, :func:`live_children`, :func:`holds_listener`).
+
 A :class:`ProbeRun` starts the profile's command (through the one launcher,
 :func:`~forkshare.conformance.observe.launch.launch`) in its own process group on a free
 127.0.0.1 port, in a scratch directory of its own. :meth:`ProbeRun.look` shows the server as
@@ -25,6 +29,7 @@ import contextlib
 import shutil
 import signal
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,6 +50,49 @@ from forkshare.conformance.verify.target import command_line
 
 GONE_STATES = frozenset({"Z", "X"})
 """/proc states of a process that has exited (a zombie waits only to be reaped)."""
+POLL = 0.01
+"""Seconds between two cheap looks (a process's children, stat or fd links)."""
+LOOK = 0.05
+"""Seconds between two full looks (each scans every fd table in /proc)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryBudget:
+    """The bound of every wait of discovery, in seconds (the probes are described in
+    :mod:`~forkshare.conformance.verify.structure_probe` and
+    :mod:`~forkshare.conformance.verify.probes`)."""
+
+    start: float = 10.0
+    """Until the target's port listens (each of the three runs)."""
+    workers: float = 5.0
+    """Until the workers exist and sleep."""
+    first_client: float = 1.0
+    """Without a worker this long, a client is sent to the process that listens."""
+    accept_grace: float = 0.5
+    """After it accepted that client, how long a worker may still take to appear."""
+    looks: int = 5
+    """Snapshots the mode is inferred from (LOOK apart): one look can catch a transition."""
+    defer: float = 0.5
+    """How long a silent client is watched (a deferred one stays SYN_RECV throughout)."""
+    respawn: float = 6.0
+    """Until a SIGKILLed worker is replaced (twice the default respawn bound)."""
+    settle: float = 2.0
+    """Between two probes of one run: until the workers sleep again."""
+    reload: float = 4.0
+    """Until the old generation is gone and the new one complete after the reload signal."""
+    parent_death: float = 10.0
+    """The parent-death cap when the profile claims workers-exit (the default)."""
+    orphans_claimed: float = 2.0
+    """The cap when the profile claims orphans-serve: a long wait would show nothing more."""
+    partial_accept: float = 1.0
+    """Until a worker accepts the graceful-stop probe's partial request."""
+    graceful: float = 1.5
+    """How long a graceful stop with a stopped worker is watched."""
+
+
+def seconds_since(started: float) -> float:
+    """Seconds of ``time.monotonic()`` since ``started``."""
+    return time.monotonic() - started
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +126,10 @@ class ServerView:
         """The inodes of the server's listening sockets."""
         return frozenset(s.inode for s in self.server.listeners)
 
-    def idle_workers(self) -> int:
-        """Workers asleep (state S: waiting for a connection or a turn)."""
-        return sum(1 for w in self.workers if w.state == "S")
+    def is_settled(self, workers: int) -> bool:
+        """At least ``workers`` workers exist and every one sleeps (state S: waiting for a
+        connection or for its turn)."""
+        return len(self.workers) >= workers and all(w.state == "S" for w in self.workers)
 
 
 class ProbeRun:
@@ -176,6 +225,24 @@ class ProbeRun:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def settle(run: ProbeRun, timeout: float) -> ServerView | None:
+    """Wait (bounded by ``timeout``) until the run's workers exist and sleep.
+
+    Returns:
+        The settled look, or on timeout the last one (None if nothing ever listened).
+    """
+    started = time.monotonic()
+    last: ServerView | None = None
+    while True:
+        view = run.look()
+        last = view or last
+        if view is not None and view.is_settled(run.workers):
+            return view
+        if seconds_since(started) >= timeout:
+            return last
+        time.sleep(LOOK)
 
 
 def _descendants(roots: set[int]) -> frozenset[int]:

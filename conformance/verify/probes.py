@@ -1,45 +1,37 @@
-"""The probes of discovery: short experiments on a real target, each bounded by a budget.
+"""The timed probes of discovery: short experiments on a real target, each bounded.
 
 Each probe works on a :class:`~forkshare.conformance.verify.probe_run.ProbeRun` (the target
-started fresh in its own process group) and returns a small frozen finding with its evidence in
-words. :mod:`~forkshare.conformance.verify.discovery` runs them; :class:`DiscoveryBudget` bounds
-every wait:
+started fresh in its own process group, its workers settled) and returns a small frozen finding
+with its evidence in words; :mod:`~forkshare.conformance.verify.discovery` runs them after the
+structure probe (:mod:`~forkshare.conformance.verify.structure_probe`). Each wait is bounded by
+a field of :class:`~forkshare.conformance.verify.probe_run.DiscoveryBudget`:
 
-=================  ============================================================  ===============
-probe              what it does                                                  bounded by
-=================  ============================================================  ===============
-structure          waits for the workers to exist and sleep; a process that       ``workers``
-                   listens alone gets a client after ``first_client`` seconds:    (5 s)
-                   if it accepts it and still has no worker ``accept_grace``
-                   later, it is not a prefork server; then ``looks`` snapshots:
-                   the sharing mode, the holders outside the tree (leaks), F9
-defer              a silent client: SYN_RECV (03) and rx_queue 0 = deferred        ``defer`` (0.5 s)
-                   (K19); ESTABLISHED at once = not
-respawn            SIGKILL one worker; time until a new child makes the count     ``respawn`` (6 s)
-                   whole again (F10)
-reload             the reload signal; whether new workers appear before an old    ``reload`` (4 s)
-                   one exits, and whether the master re-executes itself (F4)
-parent death       SIGKILL the master; time until every worker is gone; if one    ``parent_death``
-                   outlives the cap, whether a client is then served (F7)         (10 s)
-graceful stop      a worker gets a partial request, another is SIGSTOPped, then   ``graceful``
-                   the graceful signal: does the master keep its listener (F1),   (1.5 s)
-                   does the busy worker keep its copy (F2), does the master exit
-                   before the stopped worker (F8)?
-=================  ============================================================  ===============
+=============  ================================================================  ================
+probe          what it does                                                      bounded by
+=============  ================================================================  ================
+defer          a silent client: its server-side row SYN_RECV (03) and the        ``defer`` 0.5 s
+               listener's rx_queue 0 = deferred (K19); ESTABLISHED at once = not
+respawn        SIGKILL one worker; time until a new child makes the count whole   ``respawn`` 6 s
+               again (F10)
+reload         the reload signal; whether a new worker appears before an old one  ``reload`` 4 s
+               exits, and whether the master re-executes itself (F4)
+parent death   SIGKILL the master; time until every worker is gone; if one        ``parent_death``
+               outlives the cap, whether a client is then served (F7)             10 s
+graceful stop  a worker gets a partial request, another is SIGSTOPped, then the   ``graceful``
+               graceful signal: does the master keep its listener (F1), the busy  1.5 s
+               worker its copy (F2), does the master exit before the stopped
+               worker (F8)?
+=============  ================================================================  ================
 
 Discussion:
-    *Deciding the mode from facts.* :func:`~forkshare.conformance.observe.sharing_mode.infer_mode`
-    prefers ``unknown`` to a guess. Discovery must hand the verifier a mode, so when the master
-    and every worker share one socket but /proc does not show how idle workers wait (busy, or a
-    wait channel it does not know), the socket is taken as shared in ``poll`` mode: the model's
-    poll mode lets any idle worker take a connection and claims nothing about how many wake up,
-    so it is the weakest claim consistent with the facts. The finding says it was decided so
-    (``observed`` is False), and a claimed shared mode is then never called contradicted.
-
     *Measuring parent death without traffic.* Some workers notice their master's death only when
     their wait returns (gunicorn's sync worker: after an accept, or after ``timeout/2``); a client
     sent at once would shorten what is measured. The probe therefore measures the idle latency
     and sends its client only when a worker outlives the cap, to show whether orphans serve.
+
+    *Three workers for the graceful stop.* The stopped worker cannot move and the busy one may
+    keep its request for seconds (F3); only the idle third one's exit shows that the stop began
+    at all, so a server that ignores the signal is not mistaken for one that keeps its listener.
 """
 
 from __future__ import annotations
@@ -48,239 +40,35 @@ import contextlib
 import signal
 import socket
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from forkshare.conformance.observe.client import Client, probe
 from forkshare.conformance.observe.deadline import poll_until
-from forkshare.conformance.observe.observer import connection_holders, who_accepted
+from forkshare.conformance.observe.observer import who_accepted
 from forkshare.conformance.observe.procfs import Endpoint, TcpState, read_stat, read_tcp_table
-from forkshare.conformance.observe.sharing_mode import ModeInference, SharingMode, infer_mode
 from forkshare.conformance.verify.probe_run import (
     GONE_STATES,
+    LOOK,
+    POLL,
+    DiscoveryBudget,
     ProbeRun,
     ServerView,
     holds_listener,
     is_alive,
     live_children,
+    seconds_since,
 )
 from forkshare.conformance.verify.profile import Profile
 from forkshare.model.observation import Outcome
 
-NOT_PREFORK = "one process listens and accepts"
-POLL = 0.01
-"""Seconds between two cheap looks (a process's children, stat or fd links)."""
 FAST_POLL = 0.001
 """Until a reload's first change: an idle old worker can exit milliseconds after the new one is
 forked, and both must not fall into one look (F4)."""
 AT_ONCE = 0.1
 """Seconds within which a change counts as immediate (too fast to tell two steps apart)."""
-LOOK = 0.05
-"""Seconds between two full snapshots (each scans every fd table in /proc)."""
 PARTIAL_REQUEST = b"GET / HTTP/1.1\r\nHost: forkshare\r\n"
 """A request head without its end: the worker that accepts it has a request in hand (F2, F3)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DiscoveryBudget:
-    """The bound of every wait of discovery, in seconds (the module table says which probe)."""
-
-    start: float = 10.0
-    """Until the target's port listens (each of the three runs)."""
-    workers: float = 5.0
-    """Until the workers exist and sleep."""
-    first_client: float = 1.0
-    """Without a worker this long, a client is sent to the process that listens."""
-    accept_grace: float = 0.5
-    """After it accepted that client, how long a worker may still take to appear."""
-    looks: int = 5
-    """Snapshots the mode is inferred from (LOOK apart): one look can catch a transition."""
-    defer: float = 0.5
-    respawn: float = 6.0
-    settle: float = 2.0
-    """Between two probes of one run: until the workers sleep again."""
-    reload: float = 4.0
-    parent_death: float = 10.0
-    """The parent-death cap when the profile claims workers-exit (the default)."""
-    orphans_claimed: float = 2.0
-    """The cap when the profile claims orphans-serve: a long wait would show nothing more."""
-    partial_accept: float = 1.0
-    """Until a worker accepts the graceful-stop probe's partial request."""
-    graceful: float = 1.5
-
-
-def _since(started: float) -> float:
-    return time.monotonic() - started
-
-
-# ------------------------------------------------------------------------------- structure
-
-
-@dataclass(frozen=True, slots=True)
-class Structure:
-    """Who the server's processes are and how they share the listener.
-
-    Attributes:
-        view: the last look at the server (None when nothing listened).
-        mode: the sharing mode, None when not decided (or not a prefork server).
-        mode_reason: the evidence for ``mode``, one sentence.
-        observed: True when /proc showed the mode; False when it was decided from facts
-            (module Discussion).
-        not_prefork: :data:`NOT_PREFORK` for a server with one process, else None.
-        leaked: one line per listener descriptor held outside the server's tree.
-        clones: F9 in words (reuseport with the master's clones only), else None.
-        notes: anything else worth a line (workers that did not settle, a daemonising server).
-    """
-
-    view: ServerView | None
-    mode: SharingMode | None
-    mode_reason: str
-    observed: bool
-    not_prefork: str | None
-    leaked: tuple[str, ...]
-    clones: str | None
-    notes: tuple[str, ...]
-
-
-def probe_structure(run: ProbeRun, budget: DiscoveryBudget) -> Structure:
-    """Wait for the server to settle, then read its structure and sharing mode (module table)."""
-    view, not_prefork = settle(run, budget, budget.workers, single_check=True)
-    if view is None:
-        return Structure(None, None, "nothing listened", False, None, (), None, ())
-    looks = [view, *_more_looks(run, budget.looks - 1)]
-    notes = list(run.notes)
-    if not not_prefork and len(view.workers) < run.workers:
-        notes.append(
-            f"{len(view.workers)} of {run.workers} workers existed and slept after "
-            f"{budget.workers:g} s"
-        )
-    mode, reason, observed = (None, NOT_PREFORK, True) if not_prefork else _decide_mode(looks)
-    return Structure(
-        view=view,
-        mode=mode,
-        mode_reason=reason,
-        observed=observed,
-        not_prefork=not_prefork,
-        leaked=_leak_lines(looks),
-        clones=_clones(view) if mode is SharingMode.REUSEPORT else None,
-        notes=tuple(notes),
-    )
-
-
-def settle(
-    run: ProbeRun, budget: DiscoveryBudget, timeout: float, *, single_check: bool = False
-) -> tuple[ServerView | None, str | None]:
-    """Wait (bounded by ``timeout``) until the run's workers exist and sleep.
-
-    With ``single_check``, a process listening alone gets a client (see the module table) and a
-    server that accepts it with no worker in sight is reported as :data:`NOT_PREFORK`.
-
-    Returns:
-        The last look (None if nothing ever listened) and :data:`NOT_PREFORK` or None.
-    """
-    started = time.monotonic()
-    client: Client | None = None
-    accepted_at: float | None = None
-    last: ServerView | None = None
-    try:
-        while True:
-            view = run.look()
-            last = view or last
-            if view is not None and _is_settled(view, run.workers):
-                return view, None
-            if single_check and view is not None and not view.workers:
-                if client is None and _since(started) >= budget.first_client:
-                    client = Client(run.port)
-                    client.send_request()
-                if client is not None and accepted_at is None and _was_accepted(client, run.port):
-                    accepted_at = time.monotonic()
-                if accepted_at is not None and _since(accepted_at) >= budget.accept_grace:
-                    return view, NOT_PREFORK
-            elif view is not None:
-                accepted_at = None  # a worker appeared: the client proves nothing any more
-            if _since(started) >= timeout:
-                return last, None
-            time.sleep(LOOK)
-    finally:
-        if client is not None:
-            client.close()
-
-
-def _is_settled(view: ServerView, workers: int) -> bool:
-    return len(view.workers) >= workers and view.idle_workers() == len(view.workers)
-
-
-def _was_accepted(client: Client, port: int) -> bool:
-    """The client's connection left the accept queue: answered, closed, or held by someone."""
-    if client.outcome() in (Outcome.SERVED, Outcome.CLOSED):
-        return True
-    return client.local is not None and bool(connection_holders(client.local, port))
-
-
-def _more_looks(run: ProbeRun, count: int) -> list[ServerView]:
-    looks: list[ServerView] = []
-    for _ in range(count):
-        time.sleep(LOOK)
-        view = run.look()
-        if view is not None:
-            looks.append(view)
-    return looks
-
-
-def _decide_mode(looks: list[ServerView]) -> tuple[SharingMode | None, str, bool]:
-    inference = _majority([infer_mode(view.server) for view in looks])
-    if inference.mode is not SharingMode.UNKNOWN:
-        return inference.mode, inference.reason, True
-    view = looks[-1]
-    holding = [w for w in view.workers if view.inodes and w.held_inodes == view.inodes]
-    if len(view.inodes) == 1 and view.workers and len(holding) == len(view.workers):
-        [inode] = view.inodes
-        return (
-            SharingMode.POLL,
-            f"{len(holding)} workers share socket:[{inode}], but /proc does not show how they "
-            f"wait ({inference.reason}): taken as poll, which claims nothing about wake-ups",
-            False,
-        )
-    return None, inference.reason, False
-
-
-def _majority(inferences: list[ModeInference]) -> ModeInference:
-    """The mode most looks agree on (unknown looks left out), with the count if not all."""
-    known = [i for i in inferences if i.mode is not SharingMode.UNKNOWN]
-    if not known:
-        return inferences[-1]
-    mode, count = Counter(i.mode for i in known).most_common(1)[0]
-    first = next(i for i in known if i.mode is mode)
-    if count == len(inferences):
-        return first
-    others = ", ".join(sorted({i.mode.value for i in inferences} - {mode.value}))
-    return ModeInference(
-        mode, f"{first.reason} ({count} of {len(inferences)} looks; else {others})"
-    )
-
-
-def _leak_lines(looks: list[ServerView]) -> tuple[str, ...]:
-    lines: dict[tuple[int, int, int], str] = {}
-    for view in looks:
-        for process in view.leaked:
-            for fd in process.listener_fds:
-                lines[(process.pid, fd.inode, fd.fd)] = (
-                    f"pid {process.pid} ({process.cmdline[:80]}), outside the server's process "
-                    f"tree (parent {process.ppid}), holds socket:[{fd.inode}] as fd {fd.fd}"
-                )
-    return tuple(lines[key] for key in sorted(lines))
-
-
-def _clones(view: ServerView) -> str:
-    """F9: how many of the master's reuseport clones each worker keeps."""
-    kept = sorted({len(w.held_inodes & view.inodes) for w in view.workers})
-    total = len(view.inodes)
-    if kept == [total]:
-        return f"every worker keeps every clone ({total}, nginx N1)"
-    if kept == [1]:
-        return "each worker keeps only its own clone"
-    return f"workers keep {', '.join(map(str, kept))} of the {total} clones"
 
 
 # ------------------------------------------------------------------------------- defer accept
@@ -316,7 +104,7 @@ def _watch_silent_client(port: int, local: Endpoint, window: float) -> DeferFind
                 False, f"a silent client's server-side row was ESTABLISHED at once ({where})"
             )
         handshaking += any(r.state == TcpState.SYN_RECV for r in rows)
-        if _since(started) >= window:
+        if seconds_since(started) >= window:
             break
         time.sleep(2 * POLL)
     if not handshaking:
@@ -365,7 +153,7 @@ def probe_respawn(run: ProbeRun, view: ServerView, budget: DiscoveryBudget) -> R
             f"worker {victim} SIGKILLed; not replaced within {budget.respawn:g} s "
             f"({left} of {len(before)} children left{dead})",
         )
-    latency = _since(started)
+    latency = seconds_since(started)
     return RespawnFinding(
         latency,
         f"worker {victim} SIGKILLed; worker {min(new)} took its place {latency:.2f} s later",
@@ -402,12 +190,12 @@ def probe_reload(
     if not run.signal(master, profile.reload_signal):
         return ReloadFinding(None, "not probed: the master was gone")
     started, times = time.monotonic(), _ReloadTimes()
-    while _since(started) < budget.reload:
+    while seconds_since(started) < budget.reload:
         stat = read_stat(master)
         if stat is None or stat.state in GONE_STATES:
             return ReloadFinding(None, f"the master exited on {name}")
         times.reexec |= stat.startstack != first.startstack
-        children, now = live_children(master), round(_since(started), 4)
+        children, now = live_children(master), round(seconds_since(started), 4)
         if children - old and times.first_new is None:
             times.first_new = now
         if old - children and times.first_old_exit is None:
@@ -479,7 +267,7 @@ def probe_parent_death(run: ProbeRun, view: ServerView, cap: float) -> ParentDea
     started = time.monotonic()
     gone = poll_until(lambda: not any(is_alive(w) for w in workers), cap, interval=POLL)
     if gone:
-        latency = _since(started)
+        latency = seconds_since(started)
         return ParentDeathFinding(
             latency,
             cap,
@@ -586,8 +374,8 @@ def _partial_client(port: int) -> Iterator[socket.socket]:
 
 def _watch_stop(cast: _StopCast, window: float) -> _StopTimes:
     started, times = time.monotonic(), _StopTimes()
-    while _since(started) < window:
-        now = round(_since(started), 3)
+    while seconds_since(started) < window:
+        now = round(seconds_since(started), 3)
         _look_at_master(cast, times, now)
         _look_at_busy(cast, times, now)
         if times.began is None and _stop_began(cast, times):

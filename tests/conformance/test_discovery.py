@@ -25,13 +25,13 @@ from forkshare.conformance.verify.discovery import (
     parent_death_cap,
 )
 from forkshare.conformance.verify.probe_run import ProbeRun
-from forkshare.conformance.verify.probes import NOT_PREFORK, probe_structure
 from forkshare.conformance.verify.profile import (
     Profile,
     load_bundled,
     parse_profile,
     to_toml,
 )
+from forkshare.conformance.verify.structure_probe import NOT_PREFORK, probe_structure
 from forkshare.model.config import Mode, ParentDeath
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
