@@ -78,8 +78,11 @@ class DiscoveryBudget:
     """Until a SIGKILLed worker is replaced (twice the default respawn bound)."""
     settle: float = 2.0
     """Between two probes of one run: until the workers sleep again."""
+    reload_held: float = 1.0
+    """How long the old workers are held (SIGSTOP) after the reload signal: a server that forks
+    the new generation first shows a new worker meanwhile (F4)."""
     reload: float = 4.0
-    """Until the old generation is gone and the new one complete after the reload signal."""
+    """Until the first new worker appears after the reload signal (held time included)."""
     parent_death: float = 10.0
     """The parent-death cap when the profile claims workers-exit (the default)."""
     orphans_claimed: float = 2.0

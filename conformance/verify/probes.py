@@ -13,8 +13,9 @@ defer          a silent client: its server-side row SYN_RECV (03) and the       
                listener's rx_queue 0 = deferred (K19); ESTABLISHED at once = not
 respawn        SIGKILL one worker; time until a new child makes the count whole   ``respawn`` 6 s
                again (F10)
-reload         the reload signal; whether a new worker appears before an old one  ``reload`` 4 s
-               exits, and whether the master re-executes itself (F4)
+reload         the old workers SIGSTOPped, the reload signal: a new worker while   ``reload_held``
+               they cannot exit = forks first; else SIGCONT and see which comes   1 s, ``reload``
+               first; and whether the master re-executes itself (F4)              4 s
 parent death   SIGKILL the master; time until every worker is gone; if one        ``parent_death``
                outlives the cap, whether a client is then served (F7)             10 s
 graceful stop  a worker gets a partial request, another is SIGSTOPped, then the   ``graceful``
@@ -28,6 +29,12 @@ Discussion:
     their wait returns (gunicorn's sync worker: after an accept, or after ``timeout/2``); a client
     sent at once would shorten what is measured. The probe therefore measures the idle latency
     and sends its client only when a worker outlives the cap, to show whether orphans serve.
+
+    *Holding the old generation during a reload.* An idle old worker exits a millisecond after
+    it is told to, often within the same look as the new worker's fork: the order would be a
+    race of our polling. With the old workers SIGSTOPped (a stopped process cannot exit, and a
+    signal sent to it waits), the order is a fact: a server that forks first shows a new worker
+    while every old one lives; one that retires first shows none until they are let go.
 
     *Three workers for the graceful stop.* The stopped worker cannot move and the busy one may
     keep its request for seconds (F3); only the idle third one's exit shows that the stop began
@@ -175,53 +182,89 @@ class ReloadFinding:
 class _ReloadTimes:
     first_new: float | None = None
     first_old_exit: float | None = None
+    new_while_held: bool = False
     reexec: bool = False
+    master_exited: bool = False
 
 
 def probe_reload(
     run: ProbeRun, profile: Profile, master: int | None, budget: DiscoveryBudget
 ) -> ReloadFinding:
-    """Send the reload signal and watch the generations change (module table)."""
+    """Hold the old workers (SIGSTOP), send the reload signal, and watch the generations change
+    (module table and Discussion)."""
     first = read_stat(master) if master is not None else None
     old = live_children(master) if master is not None else frozenset()
     if master is None or first is None or not old:
         return ReloadFinding(None, "not probed: no master with workers")
-    name = profile.reload_signal.name
-    if not run.signal(master, profile.reload_signal):
-        return ReloadFinding(None, "not probed: the master was gone")
+    held = [w for w in sorted(old) if run.signal(w, signal.SIGSTOP)]
     started, times = time.monotonic(), _ReloadTimes()
-    while seconds_since(started) < budget.reload:
+    try:
+        if not run.signal(master, profile.reload_signal):
+            return ReloadFinding(None, "not probed: the master was gone")
+        _watch_generations(
+            master, first.startstack, old, times, started, budget.reload_held, held=True
+        )
+        times.new_while_held = times.first_new is not None
+    finally:
+        for worker in held:
+            run.signal(worker, signal.SIGCONT)
+    if not times.master_exited and not times.new_while_held:
+        _watch_generations(master, first.startstack, old, times, started, budget.reload, held=False)
+    return _reload_finding(profile.reload_signal.name, times, budget)
+
+
+def _watch_generations(
+    master: int,
+    startstack: int,
+    old: frozenset[int],
+    times: _ReloadTimes,
+    started: float,
+    until: float,
+    *,
+    held: bool,
+) -> None:
+    """Record in ``times`` when the first new worker appeared and the first old one left, until
+    ``until`` seconds after ``started`` or until both are known (while ``held``: until the first
+    new worker)."""
+    while seconds_since(started) < until:
         stat = read_stat(master)
         if stat is None or stat.state in GONE_STATES:
-            return ReloadFinding(None, f"the master exited on {name}")
-        times.reexec |= stat.startstack != first.startstack
+            times.master_exited = True
+            return
+        times.reexec |= stat.startstack != startstack
         children, now = live_children(master), round(seconds_since(started), 4)
         if children - old and times.first_new is None:
             times.first_new = now
         if old - children and times.first_old_exit is None:
             times.first_old_exit = now
-        if not old & children and len(children - old) >= len(old):
-            break
+        if times.first_new is not None and (held or times.first_old_exit is not None):
+            return
         time.sleep(FAST_POLL if times.first_new is None and times.first_old_exit is None else POLL)
-    return _reload_finding(name, times, budget.reload)
 
 
-def _reload_finding(name: str, times: _ReloadTimes, window: float) -> ReloadFinding:
-    new, old = times.first_new, times.first_old_exit
-    evidence = (
-        f"{name}: a new worker appeared {_when(new, window)}, "
-        f"an old one was gone {_when(old, window)}"
-    )
-    if new is None and old is None:
-        order = None if not times.reexec else "re-executes the master (K20); no worker changed"
-        return ReloadFinding(order, f"{name}: no worker changed within {window:g} s")
-    if old is None or (new is not None and new < old):
+def _reload_finding(name: str, times: _ReloadTimes, budget: DiscoveryBudget) -> ReloadFinding:
+    new, gone = times.first_new, times.first_old_exit
+    held = f"with the old workers SIGSTOPped for {budget.reload_held:g} s"
+    order: str | None
+    if times.master_exited:
+        return ReloadFinding(None, f"the master exited on {name}")
+    if times.new_while_held:
         order = "forks the new generation first, then retires the old"
-    elif new is None or old < new:
-        order = "retires the old generation first, then forks the new"
+        evidence = (
+            f"{name} {held}: a new worker appeared after {new:.2f} s while every old one lived"
+        )
+    elif new is None and gone is None:
+        order = None if not times.reexec else "re-executes the master (K20); no worker changed"
+        evidence = f"{name}: no worker changed within {budget.reload:g} s"
     else:
-        order = "not resolved (the generations changed within one look)"
-    if times.reexec:
+        evidence = (
+            f"{name} {held}: no new worker meanwhile; then an old one was gone "
+            f"{_when(gone, budget.reload)} and a new one appeared {_when(new, budget.reload)}"
+        )
+        order = "retires the old generation first, then forks the new"
+        if gone is None or (new is not None and new < gone):
+            order = "forks the new generation first (slowly), then retires the old"
+    if times.reexec and order is not None and not order.startswith("re-executes"):
         order = f"re-executes the master (K20); {order}"
     return ReloadFinding(order, evidence)
 
