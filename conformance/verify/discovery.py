@@ -1,16 +1,20 @@
 """Discovered profiles: what the specification leaves open, found by running the target.
 
 :func:`discover` starts the real target three times, briefly, and runs the probes of
-:mod:`~forkshare.conformance.verify.probes` on it (every wait bounded by a
-:class:`~forkshare.conformance.verify.probes.DiscoveryBudget`):
+:mod:`~forkshare.conformance.verify.structure_probe` and :mod:`~forkshare.conformance.verify.probes`
+on it (every wait bounded by a :class:`~forkshare.conformance.verify.probe_run.DiscoveryBudget`):
 
 1. structure, defer-accept, respawn and reload, on one run;
 2. parent death (the master is SIGKILLed), on a second;
 3. a graceful stop with a request in hand and a stopped worker, on a third (at least 3 workers).
 
-On a correct server that settles at once this takes 3–6 s; the parent-death probe waits at most
-its cap (10 s under the default workers-exit claim, 2 s under orphans-serve) and the respawn probe
-at most 6 s, so a server whose orphans serve or which never respawns takes up to about 20 s.
+Measured on this 2-core machine: 3–4 s for the reference server, 3–8 s for the zoo's correct
+servers, 5 s for nginx (its claimed orphans are watched for 2 s), 14 s for gunicorn (its idle
+orphans outlive the 10 s cap). A server whose orphans outlive the cap adds the cap (10 s under
+the default workers-exit claim, 2 s under orphans-serve), one that never respawns adds 6 s, one
+that retires its old workers before forking adds 1 s. If every wait ran to its bound, discovery
+would take about 45 s plus three starts; see
+:class:`~forkshare.conformance.verify.probe_run.DiscoveryBudget` for each bound.
 
 The result is a :class:`Discovery`: the sharing mode, whether the server is prefork at all, the
 listener descriptors leaked outside its process tree, defer-accept, respawn and parent-death

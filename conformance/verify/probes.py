@@ -362,6 +362,8 @@ class _StopCast:
     """The worker holding the partial request, if one accepted it."""
     stopped: int
     idle: tuple[int, ...]
+    idle_holding: tuple[int, ...]
+    """The idle workers that held a listener before the signal."""
     inodes: frozenset[int]
     master_held: bool
     """The master held a listener before the signal (not so with private reuseport)."""
@@ -390,6 +392,7 @@ def probe_graceful(
             busy=busy,
             stopped=others[0],
             idle=tuple(others[1:]),
+            idle_holding=tuple(w for w in others[1:] if holds_listener(w, view.inodes)),
             inodes=view.inodes,
             master_held=holds_listener(view.master, view.inodes),
             busy_held=busy is not None and holds_listener(busy, view.inodes),
@@ -454,10 +457,12 @@ def _look_at_busy(cast: _StopCast, times: _StopTimes, now: float) -> None:
 
 
 def _stop_began(cast: _StopCast, times: _StopTimes) -> bool:
-    """Something visible happened: a listener closed, a process exited (an idle worker's exit
-    is the usual first sign)."""
+    """Something visible happened: a listener closed or a process exited (an idle worker that
+    exits or closes its copy is the usual first sign)."""
     changed = (times.master_closed, times.master_exited, times.busy_closed, times.busy_exited)
-    return any(t is not None for t in changed) or not all(map(is_alive, cast.idle))
+    if any(t is not None for t in changed) or not all(map(is_alive, cast.idle)):
+        return True
+    return not all(holds_listener(w, cast.inodes) for w in cast.idle_holding)
 
 
 def _busy_known(cast: _StopCast, times: _StopTimes) -> bool:
