@@ -213,9 +213,10 @@ class Discovery:
     def comments(self) -> dict[str, str]:
         """What was measured, as one-line comments for
         :func:`~forkshare.conformance.verify.profile.to_toml`, keyed by profile key."""
-        freedoms = "; ".join(f"{fid} {finding}" for fid, finding in self.freedoms)
+        freedoms = ", ".join(f"{fid} {_gist(finding)}" for fid, finding in self.freedoms)
         notes = {
-            "kind": f"discovered in {self.total_seconds:.1f} s; freedoms: {freedoms}",
+            "kind": f"discovered in {self.total_seconds:.1f} s: respawn "
+            f"{_latency(self.respawn_latency)}; freedoms {freedoms}",
             "mode": f"discovered: {self._mode_text()}",
             "defer_accept": f"discovered: {self.evidence_of('defer')}",
             "parent_death_bound": f"discovered: {self.evidence_of('parent death')}"
@@ -223,6 +224,11 @@ class Discovery:
             "respawn_bound": f"discovered: {self.evidence_of('respawn')}",
         }
         return {key: " ".join(text.split()) for key, text in notes.items()}
+
+
+def _gist(finding: str) -> str:
+    """A freedom's finding without its evidence: "early", "at once", "not probed"."""
+    return finding.split(":")[0].split(" (")[0]
 
 
 def _on_off(value: bool | None) -> str:
@@ -430,8 +436,10 @@ def _parent_death_freedom(death: ParentDeathFinding) -> str:
 
 def _respawn_freedom(respawn: RespawnFinding, bound: float) -> str:
     latency = respawn.latency
-    if latency is None:
+    if latency is None and respawn.evidence.startswith(_NOT_PROBED):
         return respawn.evidence
+    if latency is None:
+        return f"not replaced: {respawn.evidence}"
     if latency <= 0.5:
         return f"at once ({latency:.2f} s)"
     if latency <= bound:

@@ -168,6 +168,7 @@ def test_the_written_profile_loads_back_with_the_measurements_as_comments() -> N
     text = to_toml(filled, FOUND.comments())
     assert parse_profile("auto", text) == filled
     assert "# discovered: poll — 2 workers share socket:[10]" in text
+    assert "# discovered in 3.0 s: respawn 0.01 s; freedoms F1 late, F10 at once\n" in text
     assert "# discovered: every worker (2)" not in text  # no probe evidence was invented
 
 
