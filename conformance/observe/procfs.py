@@ -117,7 +117,8 @@ class ProcStat:
     session: int  # 6
     starttime: int  # 22, clock ticks after boot: tells a reused pid from the original
     startstack: int = 0  # 28, the stack's start address: randomised by each execve (ASLR), so a
-    # change under the same pid and starttime means the process re-executed itself (K20)
+    # change under the same pid and starttime means the process re-executed itself (K20); 0 in
+    # the instant an exec sets up the new image, and for a reader without ptrace access
 
 
 @dataclass(frozen=True, slots=True)

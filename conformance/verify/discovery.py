@@ -268,7 +268,7 @@ def discover(
     with ProbeRun(profile, workers, budget.start) as run:
         with _timed(seconds, "structure"):
             structure = probe_structure(run, budget)
-        if structure.view is None or not structure.view.workers:
+        if structure.not_prefork or structure.view is None or not structure.view.workers:
             seconds["total"] = time.monotonic() - started
             return _single(profile, workers, structure, seconds)
         with _timed(seconds, "defer"):

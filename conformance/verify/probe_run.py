@@ -28,9 +28,11 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -54,6 +56,8 @@ POLL = 0.01
 """Seconds between two cheap looks (a process's children, stat or fd links)."""
 LOOK = 0.05
 """Seconds between two full looks (each scans every fd table in /proc)."""
+PARTIAL_REQUEST = b"GET / HTTP/1.1\r\nHost: forkshare\r\n"
+"""A request head without its end: whoever accepts it holds it while waiting for the rest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +71,9 @@ class DiscoveryBudget:
     workers: float = 5.0
     """Until the workers exist and sleep."""
     first_client: float = 1.0
-    """Without a worker this long, a client is sent to the process that listens."""
+    """When the master has listened alone this long, it is sent a partial request."""
     accept_grace: float = 0.5
-    """After it accepted that client, how long a worker may still take to appear."""
+    """How long the master alone must hold that request to be judged not prefork."""
     looks: int = 5
     """Snapshots the mode is inferred from (LOOK apart): one look can catch a transition."""
     defer: float = 0.5
@@ -246,6 +250,19 @@ def settle(run: ProbeRun, timeout: float) -> ServerView | None:
         if seconds_since(started) >= timeout:
             return last
         time.sleep(LOOK)
+
+
+@contextlib.contextmanager
+def partial_client(port: int) -> Iterator[socket.socket]:
+    """A client connected to 127.0.0.1:``port`` that sent :data:`PARTIAL_REQUEST` (a request
+    in hand for whoever accepts it; data, so TCP_DEFER_ACCEPT lets it in, K19); closed at the
+    end."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=1.0)
+    try:
+        sock.sendall(PARTIAL_REQUEST)
+        yield sock
+    finally:
+        sock.close()
 
 
 def _descendants(roots: set[int]) -> frozenset[int]:

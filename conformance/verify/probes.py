@@ -43,11 +43,8 @@ Discussion:
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from forkshare.conformance.observe.client import Client, probe
@@ -64,6 +61,7 @@ from forkshare.conformance.verify.probe_run import (
     holds_listener,
     is_alive,
     live_children,
+    partial_client,
     seconds_since,
 )
 from forkshare.conformance.verify.profile import Profile
@@ -74,8 +72,6 @@ FAST_POLL = 0.001
 forked, and both must not fall into one look (F4)."""
 AT_ONCE = 0.1
 """Seconds within which a change counts as immediate (too fast to tell two steps apart)."""
-PARTIAL_REQUEST = b"GET / HTTP/1.1\r\nHost: forkshare\r\n"
-"""A request head without its end: the worker that accepts it has a request in hand (F2, F3)."""
 
 
 # ------------------------------------------------------------------------------- defer accept
@@ -379,7 +375,7 @@ def probe_graceful(
     if view.master is None or len(workers) < 2:
         why = "not observed: needs a master with two workers"
         return StopFinding(why, why, why, why)
-    with _partial_client(run.port) as client:
+    with partial_client(run.port) as client:
         accepted = poll_until(
             lambda: who_accepted(client.getsockname()[1], server_port=run.port),
             budget.partial_accept,
@@ -406,16 +402,6 @@ def probe_graceful(
         finally:
             run.signal(cast.stopped, signal.SIGCONT)
     return _stop_finding(cast, times, profile.graceful_signal.name, budget.graceful)
-
-
-@contextlib.contextmanager
-def _partial_client(port: int) -> Iterator[socket.socket]:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=1.0)
-    try:
-        sock.sendall(PARTIAL_REQUEST)
-        yield sock
-    finally:
-        sock.close()
 
 
 def _watch_stop(cast: _StopCast, window: float) -> _StopTimes:

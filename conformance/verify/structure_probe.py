@@ -1,10 +1,13 @@
 """The structure probe: who the server's processes are, how they share the listener, what leaks.
 
 :func:`probe_structure` waits (bounded by ``DiscoveryBudget.workers``) for the workers to exist
-and sleep. A process that listens alone for ``first_client`` seconds gets a client; if it accepts
-it and still has no worker ``accept_grace`` seconds later, the server is not a prefork server
-(:data:`NOT_PREFORK`): a master whose workers are slow to start does not accept meanwhile, so
-waiting longer tells the two apart. Then ``looks`` snapshots give the sharing mode
+and sleep. A master that listens alone for ``first_client`` seconds (no other process holds a
+listener) gets a client with a partial request; if the master itself holds that connection for
+``accept_grace`` seconds while still no other process holds a listener or the connection, the
+server is not a prefork server (:data:`NOT_PREFORK`). A master whose workers are slow to start
+does not accept meanwhile, and a passfd master hands the connection on to a worker, so the
+holder of the connection tells them apart; a child that holds neither (a log helper) does not
+make a single-process server prefork. Then ``looks`` snapshots give the sharing mode
 (:func:`~forkshare.conformance.observe.sharing_mode.infer_mode`, the majority of the looks), the
 listener descriptors held outside the server's tree (leaks) and F9 (which reuseport clones each
 worker keeps).
@@ -21,21 +24,23 @@ Discussion:
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
 
-from forkshare.conformance.observe.client import Client
 from forkshare.conformance.observe.observer import connection_holders
+from forkshare.conformance.observe.procfs import Endpoint
 from forkshare.conformance.observe.sharing_mode import ModeInference, SharingMode, infer_mode
 from forkshare.conformance.verify.probe_run import (
     LOOK,
     DiscoveryBudget,
     ProbeRun,
     ServerView,
+    partial_client,
     seconds_since,
 )
-from forkshare.model.observation import Outcome
 
 NOT_PREFORK = "one process listens and accepts"
 
@@ -94,46 +99,69 @@ def probe_structure(run: ProbeRun, budget: DiscoveryBudget) -> Structure:
 def _settle_or_judge_single(
     run: ProbeRun, budget: DiscoveryBudget
 ) -> tuple[ServerView | None, str | None]:
-    """Wait (bounded by ``budget.workers``) until the workers exist and sleep; a process that
-    listens alone gets a client and, accepting it with no worker in sight, is judged
-    :data:`NOT_PREFORK` (module docstring).
+    """Wait (bounded by ``budget.workers``) until the workers exist and sleep; a master that
+    listens alone gets a partial request and, holding it ``accept_grace`` seconds while no other
+    process holds a listener or the connection, is judged :data:`NOT_PREFORK` (module docstring).
 
     Returns:
         The last look (None if nothing ever listened) and :data:`NOT_PREFORK` or None.
     """
     started = time.monotonic()
-    client: Client | None = None
-    accepted_at: float | None = None
     last: ServerView | None = None
-    try:
+    with contextlib.ExitStack() as stack:
+        judge = _SingleJudge(run.port, budget.accept_grace)
         while True:
             view = run.look()
             last = view or last
             if view is not None and view.is_settled(run.workers):
                 return view, None
-            if view is not None and view.workers:
-                accepted_at = None  # a worker appeared: the client proves nothing any more
-            elif view is not None:
-                if client is None and seconds_since(started) >= budget.first_client:
-                    client = Client(run.port)
-                    client.send_request()
-                if client is not None and accepted_at is None and _was_accepted(client, run.port):
-                    accepted_at = time.monotonic()
-                if accepted_at is not None and seconds_since(accepted_at) >= budget.accept_grace:
-                    return view, NOT_PREFORK
+            if (
+                view is not None
+                and judge.client is None
+                and judge.alone(view)
+                and seconds_since(started) >= budget.first_client
+            ):
+                with contextlib.suppress(OSError):  # refused or timed out: try at the next look
+                    judge.client = stack.enter_context(partial_client(run.port))
+            if view is not None and judge.is_single(view):
+                return view, NOT_PREFORK
             if seconds_since(started) >= budget.workers:
                 return last, None
             time.sleep(LOOK)
-    finally:
-        if client is not None:
-            client.close()
 
 
-def _was_accepted(client: Client, port: int) -> bool:
-    """The client's connection left the accept queue: answered, closed, or held by someone."""
-    if client.outcome() in (Outcome.SERVED, Outcome.CLOSED):
-        return True
-    return client.local is not None and bool(connection_holders(client.local, port))
+@dataclass(slots=True)
+class _SingleJudge:
+    """Watches who holds the partial request of :func:`_settle_or_judge_single`."""
+
+    port: int
+    grace: float
+    client: socket.socket | None = None
+    held_by_master_since: float | None = None
+    handed_on: bool = False
+    """A process other than the master held the connection: prefork (passfd), whatever follows."""
+
+    @staticmethod
+    def alone(view: ServerView) -> bool:
+        """The master is the only process of the server that holds a listener."""
+        return view.master is not None and not any(w.held_inodes for w in view.workers)
+
+    def is_single(self, view: ServerView) -> bool:
+        """True once the master alone has held the client ``grace`` seconds, no other process
+        holding a listener meanwhile."""
+        master = view.master
+        if master is None or self.client is None or self.handed_on or not self.alone(view):
+            self.held_by_master_since = None
+            return False
+        holders = set(connection_holders(Endpoint(*self.client.getsockname()[:2]), self.port))
+        if holders - {master}:
+            self.handed_on = True
+        if holders != {master}:
+            self.held_by_master_since = None
+            return False
+        if self.held_by_master_since is None:
+            self.held_by_master_since = time.monotonic()
+        return seconds_since(self.held_by_master_since) >= self.grace
 
 
 def _more_looks(run: ProbeRun, count: int) -> list[ServerView]:

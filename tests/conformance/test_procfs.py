@@ -157,8 +157,12 @@ def test_an_exec_changes_the_stack_start_but_not_the_pid_or_start_time() -> None
     program = "import os, time; time.sleep(0.3); os.execv('/bin/sleep', ['sleep', '5'])"
     child = subprocess.Popen([sys.executable, "-c", program])
     try:
-        before = procfs.read_stat(child.pid)
         deadline = time.monotonic() + 5.0
+        before = procfs.read_stat(child.pid)
+        # Popen returns once exec has begun; the new image's stack is set up a moment later.
+        while time.monotonic() < deadline and before is not None and before.startstack == 0:
+            time.sleep(0.01)
+            before = procfs.read_stat(child.pid)
         after = before
         while time.monotonic() < deadline and after is not None and after.comm != "sleep":
             time.sleep(0.02)
