@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-shrink", action="store_true", help="report the first failure as found (no shrink)"
     )
-    run.add_argument("--seed", type=int, help="seed the random walks (reproducible runs)")
+    run.add_argument(
+        "--derandomize", action="store_true", help="the same random walks on every run"
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--profile-out", type=Path, metavar="FILE.toml", help="write the profile used")
     out.add_argument("--replay-out", type=Path, metavar="FILE", help="where to save a violation")
@@ -103,7 +105,7 @@ class Budget:
     scenarios: bool
     discover: bool
     shrink: bool
-    seed: int | None
+    derandomize: bool
 
 
 def budget_from(args: argparse.Namespace) -> Budget:
@@ -124,7 +126,7 @@ def budget_from(args: argparse.Namespace) -> Budget:
         scenarios=not args.no_scenarios,
         discover=not args.no_discover,
         shrink=not args.no_shrink,
-        seed=args.seed,
+        derandomize=args.derandomize,
     )
 
 
