@@ -62,7 +62,7 @@ from forkshare.conformance.verify.probes import (
     probe_respawn,
 )
 from forkshare.conformance.verify.profile import AUTO, Profile
-from forkshare.conformance.verify.structure_probe import Structure, probe_structure
+from forkshare.conformance.verify.structure_probe import ModeBasis, Structure, probe_structure
 from forkshare.model.config import SHARED_MODES, Mode, ParentDeath
 
 __all__ = ["Discovery", "DiscoveryBudget", "apply", "contradictions", "discover"]
@@ -87,8 +87,9 @@ class Discovery:
         mode: the sharing mode (``reuseport-private``: sockets bound by each worker after fork),
             None when not decided or not a prefork server.
         mode_reason: the evidence for ``mode``.
-        mode_observed: True when /proc showed the mode; False when it was decided from facts
-            (a shared socket whose wake-ups cannot be told is taken as ``poll``).
+        mode_basis: how the mode was decided: ``observed`` (/proc shows it), ``shared socket``
+            (one socket every worker holds, wake-ups not visible: ``poll``), ``guess`` (``poll``
+            so that the verifier can run).
         not_prefork: "one process listens and accepts" for a single-process server, else None.
         leaked: one line per listener descriptor held by a process outside the server's tree.
         defer_accept: True when a silent client stays out of the accept queue (K19); None when
@@ -111,7 +112,7 @@ class Discovery:
     workers_seen: int
     mode: SharingMode | None
     mode_reason: str
-    mode_observed: bool
+    mode_basis: ModeBasis
     not_prefork: str | None
     leaked: tuple[str, ...]
     defer_accept: bool | None
@@ -133,6 +134,11 @@ class Discovery:
             return Mode.REUSEPORT
         values = {m.value for m in Mode}
         return Mode(self.mode.value) if self.mode is not None and self.mode in values else None
+
+    @property
+    def mode_observed(self) -> bool:
+        """True when /proc showed the mode (not decided from facts, not a guess)."""
+        return self.mode_basis is ModeBasis.OBSERVED
 
     @property
     def private_reuseport(self) -> bool:
@@ -182,7 +188,7 @@ class Discovery:
     def _mode_text(self) -> str:
         if self.mode is None:
             return f"not decided — {self.mode_reason}"
-        how = "" if self.mode_observed else " (decided from facts)"
+        how = "" if self.mode_observed else f" ({self.mode_basis})"
         return f"{self.mode.value}{how} — {self.mode_reason}"
 
     def to_json(self) -> dict[str, Any]:
@@ -193,7 +199,7 @@ class Discovery:
             "workers_seen": self.workers_seen,
             "mode": self.mode.value if self.mode is not None else None,
             "mode_reason": self.mode_reason,
-            "mode_observed": self.mode_observed,
+            "mode_basis": self.mode_basis.value,
             "private_reuseport": self.private_reuseport,
             "not_prefork": self.not_prefork,
             "leaked": list(self.leaked),
@@ -335,7 +341,7 @@ def _single(
         workers_seen=0,
         mode=structure.mode,
         mode_reason=structure.mode_reason,
-        mode_observed=structure.observed,
+        mode_basis=structure.basis,
         not_prefork=structure.not_prefork,
         leaked=structure.leaked,
         defer_accept=None,
@@ -370,7 +376,7 @@ def _discovery(
         workers_seen=len(view.workers) if view is not None else 0,
         mode=structure.mode,
         mode_reason=structure.mode_reason,
-        mode_observed=structure.observed,
+        mode_basis=structure.basis,
         not_prefork=structure.not_prefork,
         leaked=structure.leaked,
         defer_accept=defer.deferred,
@@ -526,7 +532,9 @@ def _mode_contradiction(profile: Profile, discovery: Discovery) -> str | None:
     claimed_private = (
         claimed is Mode.REUSEPORT and profile.kind == "gunicorn" and profile.reuse_port
     )
-    if not discovery.mode_observed and claimed in SHARED_MODES and found in SHARED_MODES:
+    if discovery.mode_basis is ModeBasis.GUESS:
+        return None  # nothing decided the mode: it contradicts nothing
+    if discovery.mode_basis is ModeBasis.SHARED_SOCKET and claimed in SHARED_MODES:
         return None  # the shared socket's wake-ups could not be told: any shared claim stands
     if discovery.private_reuseport and not claimed_private:
         return f"claims mode {claimed}; /proc shows reuseport sockets private to each worker"

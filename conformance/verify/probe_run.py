@@ -38,6 +38,7 @@ from pathlib import Path
 from types import TracebackType
 
 from forkshare.conformance.observe import procfs
+from forkshare.conformance.observe.deadline import poll_until
 from forkshare.conformance.observe.errors import (
     NoSuchProcessError,
     NothingListensError,
@@ -56,6 +57,8 @@ POLL = 0.01
 """Seconds between two cheap looks (a process's children, stat or fd links)."""
 LOOK = 0.05
 """Seconds between two full looks (each scans every fd table in /proc)."""
+CLOSE_TIMEOUT = 1.0
+"""Seconds :meth:`ProbeRun.close` waits for the port's last holder to be gone."""
 PARTIAL_REQUEST = b"GET / HTTP/1.1\r\nHost: forkshare\r\n"
 """A request head without its end: whoever accepts it holds it while waiting for the rest."""
 
@@ -216,11 +219,25 @@ class ProbeRun:
         return self.group.signal_descendant(pid, signum)
 
     def close(self) -> None:
-        """Kill the group and every process seen, then remove the scratch directory."""
+        """Kill the group, every process seen and every later holder of the port's listener
+        (a helper that left the group after the last look); remove the scratch directory."""
         try:
             self.group.stop(first=signal.SIGKILL, grace=1.0, extra_pids=tuple(self.seen))
+            poll_until(self._no_holder_left, CLOSE_TIMEOUT, interval=LOOK)
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _no_holder_left(self) -> bool:
+        """SIGKILL the processes of ours that still hold a listener on the port; True when
+        nothing listens there any more (a holder not ours is left alone: the wait then ends
+        at its bound)."""
+        try:
+            holders = [p.pid for p in snapshot(port=self.port).processes if p.held_inodes]
+        except (NothingListensError, NoSuchProcessError, ProcAccessDeniedError):
+            return True
+        for pid in holders:
+            self.group.signal_descendant(pid, signal.SIGKILL)
+        return False
 
     def __enter__(self) -> ProbeRun:
         return self

@@ -18,13 +18,17 @@ Discussion:
     does not show how idle workers wait (busy, or a wait channel it does not know), the socket
     is taken as shared in ``poll`` mode: the model's poll mode lets any idle worker take a
     connection and claims nothing about how many wake up, so it is the weakest claim
-    consistent with the facts. The finding says it was decided so (``observed`` is False), and
-    a claimed shared mode is then never called contradicted.
+    consistent with the facts. The finding says it was decided so (basis ``shared socket``), and
+    a claimed shared mode is then never called contradicted. When even that pattern is missing
+    (workers that hold different sockets on one address, say), poll is still the answer, with a
+    reason that asks for the mode in the profile (basis ``guess``: it contradicts no claim); the
+    verifier needs a mode to run at all.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import socket
 import time
 from collections import Counter
@@ -45,6 +49,17 @@ from forkshare.conformance.verify.probe_run import (
 NOT_PREFORK = "one process listens and accepts"
 
 
+class ModeBasis(enum.StrEnum):
+    """How the sharing mode was decided (module Discussion)."""
+
+    OBSERVED = "observed"
+    """/proc shows it (:func:`~forkshare.conformance.observe.sharing_mode.infer_mode`)."""
+    SHARED_SOCKET = "shared socket"
+    """Every worker holds the one listener; how they wait is not visible: poll."""
+    GUESS = "guess"
+    """Nothing decides: poll, so that the verifier can run; it contradicts no claim."""
+
+
 @dataclass(frozen=True, slots=True)
 class Structure:
     """Who the server's processes are and how they share the listener.
@@ -53,8 +68,7 @@ class Structure:
         view: the last look at the server (None when nothing listened).
         mode: the sharing mode, None when not decided (or not a prefork server).
         mode_reason: the evidence for ``mode``, one sentence.
-        observed: True when /proc showed the mode; False when it was decided from facts
-            (module Discussion).
+        basis: how the mode was decided (module Discussion).
         not_prefork: :data:`NOT_PREFORK` for a server with one process, else None.
         leaked: one line per listener descriptor held outside the server's tree.
         clones: F9 in words (reuseport with the master's clones only), else None.
@@ -64,7 +78,7 @@ class Structure:
     view: ServerView | None
     mode: SharingMode | None
     mode_reason: str
-    observed: bool
+    basis: ModeBasis
     not_prefork: str | None
     leaked: tuple[str, ...]
     clones: str | None
@@ -72,10 +86,11 @@ class Structure:
 
 
 def probe_structure(run: ProbeRun, budget: DiscoveryBudget) -> Structure:
-    """Wait for the server to settle, then read its structure and sharing mode (module docstring)."""
+    """Wait for the server to settle, then read its structure and sharing mode (module
+    docstring)."""
     view, not_prefork = _settle_or_judge_single(run, budget)
     if view is None:
-        return Structure(None, None, "nothing listened", False, None, (), None, ())
+        return Structure(None, None, "nothing listened", ModeBasis.GUESS, None, (), None, ())
     looks = [view, *_more_looks(run, budget.looks - 1)]
     notes = list(run.notes)
     if not not_prefork and len(view.workers) < run.workers:
@@ -83,15 +98,17 @@ def probe_structure(run: ProbeRun, budget: DiscoveryBudget) -> Structure:
             f"{len(view.workers)} of {run.workers} workers existed and slept after "
             f"{budget.workers:g} s"
         )
-    mode, reason, observed = (None, NOT_PREFORK, True) if not_prefork else _decide_mode(looks)
+    mode, reason, basis = (
+        (None, NOT_PREFORK, ModeBasis.OBSERVED) if not_prefork else _decide_mode(looks)
+    )
     return Structure(
         view=view,
         mode=mode,
         mode_reason=reason,
-        observed=observed,
+        basis=basis,
         not_prefork=not_prefork,
         leaked=_leak_lines(looks),
-        clones=_clones(view) if mode is SharingMode.REUSEPORT else None,
+        clones=_clones(looks) if mode is SharingMode.REUSEPORT else None,
         notes=tuple(notes),
     )
 
@@ -174,10 +191,10 @@ def _more_looks(run: ProbeRun, count: int) -> list[ServerView]:
     return looks
 
 
-def _decide_mode(looks: list[ServerView]) -> tuple[SharingMode | None, str, bool]:
+def _decide_mode(looks: list[ServerView]) -> tuple[SharingMode | None, str, ModeBasis]:
     inference = _majority([infer_mode(view.server) for view in looks])
     if inference.mode is not SharingMode.UNKNOWN:
-        return inference.mode, inference.reason, True
+        return inference.mode, inference.reason, ModeBasis.OBSERVED
     view = looks[-1]
     holding = [w for w in view.workers if view.inodes and w.held_inodes == view.inodes]
     if len(view.inodes) == 1 and view.workers and len(holding) == len(view.workers):
@@ -186,9 +203,16 @@ def _decide_mode(looks: list[ServerView]) -> tuple[SharingMode | None, str, bool
             SharingMode.POLL,
             f"{len(holding)} workers share socket:[{inode}], but /proc does not show how they "
             f"wait ({inference.reason}): taken as poll, which claims nothing about wake-ups",
-            False,
+            ModeBasis.SHARED_SOCKET,
         )
-    return None, inference.reason, False
+    if view.workers:
+        return (
+            SharingMode.POLL,
+            f"/proc does not decide ({inference.reason}): taken as poll, the weakest claim; "
+            "set mode in the profile if the verdicts are unexplained behaviour",
+            ModeBasis.GUESS,
+        )
+    return None, inference.reason, ModeBasis.GUESS
 
 
 def _majority(inferences: list[ModeInference]) -> ModeInference:
@@ -218,8 +242,13 @@ def _leak_lines(looks: list[ServerView]) -> tuple[str, ...]:
     return tuple(lines[key] for key in sorted(lines))
 
 
-def _clones(view: ServerView) -> str:
-    """F9: how many of the master's reuseport clones each worker keeps."""
+def _clones(looks: list[ServerView]) -> str:
+    """F9: how many of the master's reuseport clones each worker keeps, as most looks show it
+    (one look can catch a worker between fork and closing the clones it does not keep)."""
+    return Counter(_clones_in(view) for view in looks).most_common(1)[0][0]
+
+
+def _clones_in(view: ServerView) -> str:
     kept = sorted({len(w.held_inodes & view.inodes) for w in view.workers})
     total = len(view.inodes)
     if kept == [total]:

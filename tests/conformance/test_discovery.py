@@ -31,7 +31,7 @@ from forkshare.conformance.verify.profile import (
     parse_profile,
     to_toml,
 )
-from forkshare.conformance.verify.structure_probe import NOT_PREFORK, probe_structure
+from forkshare.conformance.verify.structure_probe import NOT_PREFORK, ModeBasis, probe_structure
 from forkshare.model.config import Mode, ParentDeath
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
@@ -61,7 +61,7 @@ FOUND = Discovery(
     workers_seen=2,
     mode=SharingMode.POLL,
     mode_reason="2 workers share socket:[10]; idle ones sleep in select/poll (G1)",
-    mode_observed=True,
+    mode_basis=ModeBasis.OBSERVED,
     not_prefork=None,
     leaked=(),
     defer_accept=False,
@@ -138,11 +138,17 @@ def test_private_reuseport_sockets_contradict_a_shared_claim() -> None:
     ]
 
 
-def test_a_shared_mode_decided_from_facts_contradicts_no_shared_claim() -> None:
-    guessed = replace(FOUND, mode_observed=False)
-    assert contradictions(replace(AUTO_PROFILE, mode="blocking"), guessed) == []
-    [found] = contradictions(replace(AUTO_PROFILE, mode="passfd"), guessed)
+def test_a_shared_socket_whose_wake_ups_are_unseen_contradicts_no_shared_claim() -> None:
+    shared = replace(FOUND, mode_basis=ModeBasis.SHARED_SOCKET)
+    assert contradictions(replace(AUTO_PROFILE, mode="blocking"), shared) == []
+    [found] = contradictions(replace(AUTO_PROFILE, mode="passfd"), shared)
     assert found.startswith("claims mode passfd")
+
+
+def test_a_guessed_mode_contradicts_no_claim() -> None:
+    guessed = replace(FOUND, mode_basis=ModeBasis.GUESS)
+    assert contradictions(replace(AUTO_PROFILE, mode="passfd"), guessed) == []
+    assert apply(AUTO_PROFILE, guessed).mode == "poll"  # the verifier needs a mode to run
 
 
 def test_defer_accept_claims_are_checked_both_ways() -> None:
