@@ -649,16 +649,6 @@ def read_listen_counters(root: Path = PROC) -> ListenCounters:
 
 def read_lock_holders(proc: Path = PROC) -> tuple[int, ...]:
     """Pids holding an active (granted) file lock, from ``/proc/locks``: an flock or fcntl accept
-    mutex shows its holder here (waiters show as ``->`` lines and are left out)."""
-    try:
-        text = (proc / "locks").read_text()
-    except OSError:
-        return ()
-    holders = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 5 or fields[1] == "->":
-            continue
-        if fields[4].isdigit():
-            holders.append(int(fields[4]))
-    return tuple(holders)
+    mutex shows its holder here (waiters show as ``->`` lines and are left out, and so are OFD
+    locks, which belong to no pid)."""
+    return tuple(lock.pid for lock in read_locks(proc) if not lock.waiting and lock.pid > 0)

@@ -19,7 +19,9 @@ mutex                workers use epoll but at most one has the listener register
                      flock()/fcntl() accept mutex, Apache §3); or one worker sleeps on the
                      listener while every other one sleeps on a lock (wchan
                      ``locks_lock_inode_wait`` or a futex: a process-shared pthread mutex)
-blocking             no registration and a worker sleeps in ``inet_csk_accept`` (E3, K3)
+blocking             a worker sleeps in ``inet_csk_accept`` and none in epoll, select or poll (E3,
+                     K3), whether or not the listener sits in an epoll set: Apache prefork with
+                     one ``Listen`` adds it to a pollset it never waits on (DOMAIN §3)
 ===================  ============================================================================
 
 Discussion:
@@ -129,6 +131,17 @@ def _infer_reuseport(snap: ServerSnapshot, inodes: tuple[int, ...]) -> ModeInfer
 def _infer_shared(
     inode: int, holding: tuple[ProcessView, ...], locks: tuple[FileLock, ...]
 ) -> ModeInference:
+    # A worker blocked on a lock can accept nothing: the lock decides first, whatever the
+    # holder waits in (a blocking accept or a poll).
+    by_lock = _infer_from_locks(inode, holding, locks)
+    if by_lock is not None:
+        return by_lock
+    if _sleep_in_accept_only(holding):
+        return ModeInference(
+            SharingMode.BLOCKING,
+            f"{len(holding)} workers share socket:[{inode}]; idle ones sleep in accept() (K3), "
+            "none in epoll, select or poll",
+        )
     registered = [p for p in holding if inode in p.registered_inodes]
     exclusive = [p for p in registered if _registration_is_exclusive(p, inode)]
     n = len(holding)
@@ -150,7 +163,16 @@ def _infer_shared(
             f"{n} workers share socket:[{inode}] but {len(registered)} has it in its epoll set "
             "(only the accept-mutex holder registers it)",
         )
-    return _infer_from_locks(inode, holding, locks) or _infer_from_wchan(inode, holding)
+    return _infer_from_wchan(inode, holding)
+
+
+def _sleep_in_accept_only(holding: tuple[ProcessView, ...]) -> bool:
+    """True when some holder sleeps in a blocking accept() and none waits in epoll, select or
+    poll: an epoll registration nobody waits on wakes nobody (Apache prefork, one ``Listen``:
+    ``child_main`` builds a pollset but accepts directly, ``SINGLE_LISTEN_UNSERIALIZED_ACCEPT``)."""
+    wchans = [p.wchan for p in holding]
+    waits_in_events = any(w.startswith((*_POLL_WCHAN, "do_epoll_wait")) for w in wchans)
+    return not waits_in_events and any(w.startswith(_BLOCKING_WCHAN) for w in wchans)
 
 
 def _registration_is_exclusive(process: ProcessView, inode: int) -> bool:

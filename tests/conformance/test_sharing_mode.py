@@ -95,6 +95,24 @@ def test_workers_asleep_in_accept_are_blocking() -> None:
     assert infer_mode(snap(MASTER, *workers)).mode == SharingMode.BLOCKING
 
 
+def test_workers_asleep_in_accept_with_an_unused_epoll_registration_are_blocking() -> None:
+    # Apache prefork, one Listen: each child adds the listener to a pollset and never waits on it
+    workers = [
+        process(p, Role.WORKER, registered={10: 0x19}, wchan="inet_csk_accept") for p in (101, 102)
+    ]
+    inference = infer_mode(snap(MASTER, *workers))
+    assert inference.mode == SharingMode.BLOCKING
+    assert "accept()" in inference.reason
+
+
+def test_a_worker_in_epoll_wait_beside_one_in_accept_is_not_blocking() -> None:
+    workers = [
+        process(101, Role.WORKER, registered={10: 0x19}, wchan="inet_csk_accept"),
+        process(102, Role.WORKER, registered={10: 0x19}, wchan="do_epoll_wait"),
+    ]
+    assert infer_mode(snap(MASTER, *workers)).mode == SharingMode.POLL
+
+
 def test_workers_asleep_in_select_are_poll() -> None:
     wchan = "poll_schedule_timeout.constprop.0"  # gunicorn sync workers, G1
     workers = [process(p, Role.WORKER, wchan=wchan) for p in (101, 102)]
