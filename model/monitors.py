@@ -366,7 +366,8 @@ def herd(config: Config, history: History) -> str | None:
 
 def request_in_hand_dropped(config: Config, history: History) -> str | None:
     """``requests_in_hand_are_answered``: a worker resets a request it had in hand, and neither
-    SIGKILL of that worker, a fast stop of its master nor its master's SIGKILL excuses it."""
+    SIGKILL of that worker, a fast stop of its master, its master's SIGKILL, nor its being
+    stopped (a graceful stop's timeout kills a worker that cannot finish) excuses it."""
     before, after = _pair(history)
     killed = _steps(history[-1:], "kill_worker")
     excused_masters = _steps(history, "fast_shutdown", "kill_master")
@@ -377,8 +378,9 @@ def request_in_hand_dropped(config: Config, history: History) -> str | None:
         if old.outcome != Outcome.PENDING or not old.owner:
             continue
         worker = old.owner
-        if _role(before, worker) is not Role.WORKER or worker in killed:
-            continue
+        proc = _process(before, worker)
+        if proc is None or proc.role is not Role.WORKER or worker in killed or proc.stopped:
+            continue  # a stopped worker's death is never its own choice
         if _first_parent(history, worker) in excused_masters:
             continue
         return (

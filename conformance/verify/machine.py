@@ -91,6 +91,8 @@ class Backend(Protocol):
     """The machine's steps so far (shared with the machine, for the violations it raises)."""
     coverage: Coverage
     """Where the machine notes the internal actions that explain what was observed."""
+    failed: bool
+    """The run already failed: :meth:`drain` must not measure (and raise) anything more."""
 
     def perform(self, step: Step, states: frozenset[System]) -> bool:
         """Perform environment ``step`` on the target (``states``: the model's states before it).
@@ -121,6 +123,7 @@ class ModelBackend:
         self.config = config
         self.steps: list[Step] = []
         self.coverage = Coverage()
+        self.failed = False
 
     def perform(self, step: Step, states: frozenset[System]) -> bool:
         """Nothing to perform: the model is all there is."""
@@ -294,6 +297,7 @@ class ForkshareMachine(RuleBasedStateMachine):
         Raises:
             NonconformanceError: with :data:`UNEXPLAINED` and the backend's last records.
         """
+        self.backend.failed = True
         records = getattr(self.backend, "history", None)
         last = records[-1] if records else None
         raise NonconformanceError(

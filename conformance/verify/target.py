@@ -41,6 +41,8 @@ from forkshare.conformance.verify.errors import ProfileError
 from forkshare.conformance.verify.profile import Profile
 
 NGINX = "/usr/sbin/nginx"
+GUNICORN_TIMEOUT = 4
+"""gunicorn's worker timeout in the verifier's command line (its parent check runs every half)."""
 APACHE = "/usr/sbin/apache2"
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 """Debian's module directory; the template loads mod_mpm_prefork and two others from it."""
@@ -133,7 +135,18 @@ def _gunicorn(profile: Profile, port: int, workers: int, directory: Path) -> lis
     argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}"]
     if profile.reuse_port:
         argv.append("--reuse-port")
-    return [*argv, "--graceful-timeout", "2", "--chdir", str(directory), "app:app"]
+    # --timeout 4: a sync worker checks its parent at least every timeout/2 = 2 s (G-facts,
+    # F7), which the profile's parent_death_bound allows for; stops stay well under 4 s.
+    return [
+        *argv,
+        "--graceful-timeout",
+        "2",
+        "--timeout",
+        str(GUNICORN_TIMEOUT),
+        "--chdir",
+        str(directory),
+        "app:app",
+    ]
 
 
 def _apache(port: int, workers: int, directory: Path) -> list[str]:

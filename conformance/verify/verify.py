@@ -49,7 +49,13 @@ from forkshare.conformance.verify.machine import (
     internal_closure,
 )
 from forkshare.conformance.verify.profile import AUTO, Profile
-from forkshare.conformance.verify.scenarios import PAUSE, SCENARIO_BOUNDS, SCENARIOS, Scenario
+from forkshare.conformance.verify.scenarios import (
+    BEGIN,
+    PAUSE,
+    SCENARIO_BOUNDS,
+    SCENARIOS,
+    Scenario,
+)
 from forkshare.conformance.verify.target_backend import (
     Observed,
     Settling,
@@ -256,6 +262,9 @@ def run_steps(config: Config, backend: TargetBackend, steps: Sequence[Step]) -> 
     machine = build_machine(config, lambda _: backend)()
     try:
         for name, args in steps:
+            if name == BEGIN:
+                backend.clients[args[0]].begin_request()
+                continue
             if name == PAUSE[0]:
                 backend.pause(PAUSE_FACTOR * backend.timekeeper.bounds.service)
             if name in (SETTLE[0], PAUSE[0]):
@@ -297,25 +306,22 @@ def diagnose(config: Config, history: Sequence[Observed]) -> tuple[str, str] | N
 
 
 def alternatives(config: Config) -> list[tuple[Config, str, str]]:
-    """The configurations :func:`diagnose` tries, each with the property it breaks and why: the
-    other parent-death policy, then each of the model's unsafe variants of the claimed mode that
-    the configuration does not already have."""
-    other = (
-        ParentDeath.ORPHANS_SERVE
-        if config.parent_death is ParentDeath.WORKERS_EXIT
-        else ParentDeath.WORKERS_EXIT
-    )
-    found = [
-        (
-            replace(config, parent_death=other),
-            "orphans_exit_with_master",
-            f"every observation fits a server whose workers follow {other.value}, not the claim",
+    """The configurations :func:`diagnose` tries, each with the property it breaks and why: under
+    a workers-exit claim, orphans that keep serving; then each of the model's unsafe variants
+    that fit the claimed mode and that the configuration does not already have."""
+    found = []
+    if config.parent_death is ParentDeath.WORKERS_EXIT:
+        found.append(
+            (
+                replace(config, parent_death=ParentDeath.ORPHANS_SERVE),
+                "orphans_exit_with_master",
+                "every observation fits a server whose orphaned workers keep serving",
+            )
         )
-    ]
     for variant in VARIANTS.values():
         if not variant.fits(config.mode):
             continue  # another mode's design (its fields may not even apply to this mode)
-        unsafe = replace(variant.apply(config), mode=config.mode)
+        unsafe = variant.apply_to(config)
         if unsafe != config:
             why = f"every observation fits the unsafe design {variant.name!r} ({variant.seen_in})"
             found.append((unsafe, variant.expected, why))
