@@ -5,12 +5,12 @@
 on it (every wait bounded by a :class:`~forkshare.conformance.verify.probe_run.DiscoveryBudget`):
 
 1. structure, defer-accept, respawn and reload, on one run;
-2. parent death (the master is SIGKILLed), on a second;
+2. parent death (the master is SIGKILLed), on a second (at least 4 workers);
 3. a graceful stop with a request in hand and a stopped worker, on a third (at least 3 workers).
 
-Measured on this 2-core machine: 3–4 s for the reference server, 3–8 s for the zoo's correct
-servers, 5 s for nginx (its claimed orphans are watched for 2 s), 14 s for gunicorn (its idle
-orphans outlive the 10 s cap). A server whose orphans outlive the cap adds the cap (10 s under
+Measured on this 2-core machine: 2.5–3 s for the reference server, 2.5–7 s for the zoo's correct
+servers, 4 s for nginx (its claimed orphans are watched for 2 s), 5 s for gunicorn (its idle
+workers check their parent every 2 s). A server whose orphans outlive the cap adds the cap (10 s under
 the default workers-exit claim, 2 s under orphans-serve), one that never respawns adds 6 s, one
 that retires its old workers before forking adds 1 s. If every wait ran to its bound, discovery
 would take about 45 s plus three starts; see
@@ -31,6 +31,13 @@ Discussion:
     margin (``max(2 s, 1.5 × measured)``): the latency of a polling worker varies with where in
     its period the master died, and a bound measured once and taken as is would flag the server
     on its next, slightly slower, run.
+
+    *At once or lucky?* Workers that notice their master's death through a signal or a closing
+    channel are gone within milliseconds; a polling worker (``getppid()`` every period) is gone
+    within a period, at a phase of its own. One measurement below ``AT_ONCE`` (0.1 s) could be
+    a poll that happened to come right after the death, and a bound of 0 then turns the next
+    orphan's accept into a false alarm. The parent-death run therefore has four workers: all
+    four polling at once by luck is (0.1 s / period) ** 4, 0.16 % for a 0.5 s period.
 
     *Three short runs, not one long one.* Killing the master and stopping gracefully both end a
     run; a fresh start for each keeps every probe independent of what the others did to the
@@ -72,6 +79,9 @@ BOUND_FACTOR = 1.5
 STOP_WORKERS = 3
 """Workers of the graceful-stop run: one busy, one stopped, one idle whose exit shows that the
 stop began."""
+DEATH_WORKERS = 4
+"""Workers of the parent-death run: each polling worker checks at its own phase, so all of them
+gone within AT_ONCE by luck has a probability of (AT_ONCE / period) ** 4 (Discussion)."""
 
 _NOT_PROBED = "not probed"
 
@@ -285,7 +295,7 @@ def discover(
             view = settle(run, budget.settle)
             reload = probe_reload(run, profile, view.master if view else None, budget)
     with _timed(seconds, "parent death"):
-        death = _parent_death_run(profile, workers, budget)
+        death = _parent_death_run(profile, max(workers, DEATH_WORKERS), budget)
     with _timed(seconds, "graceful stop"):
         stop = _graceful_run(profile, max(workers, STOP_WORKERS), budget)
     seconds["total"] = time.monotonic() - started
