@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from forkshare.model.actions import ACTIONS
@@ -19,6 +20,7 @@ WALK_BOUNDS = Bounds(
     reloads=2,
     upgrades=2,
     shutdowns=2,
+    helpers=1,
 )
 """Budgets large enough to reach every kind of state, small enough to keep universes tiny."""
 
@@ -26,12 +28,21 @@ Move = tuple[str, tuple[int, ...], System]
 
 
 def configurations() -> list[Config]:
-    """Safe configurations of every mode and every unsafe variant, in a few shapes."""
+    """Every safe configuration of :func:`safe_configurations`, and every unsafe variant."""
+    variants = [v.apply(Config(workers=1, bounds=WALK_BOUNDS)) for v in VARIANTS.values()]
+    return [*safe_configurations(), *variants]
+
+
+def safe_configurations() -> list[Config]:
+    """Safe configurations of every mode in a few shapes, and every pin of every freedom
+    (``defer_accept``, ``workers_receive_listeners``, the parent-death policy and its bound,
+    the reuseport clones a worker keeps)."""
     found = []
     for mode in Mode:
-        for workers, backlog, death in (
-            (1, 1, ParentDeath.WORKERS_EXIT),
-            (2, 0, ParentDeath.ORPHANS_SERVE),
+        for workers, backlog, death, bound in (
+            (1, 1, ParentDeath.WORKERS_EXIT, 0.0),
+            (2, 0, ParentDeath.ORPHANS_SERVE, 0.0),
+            (1, 0, ParentDeath.WORKERS_EXIT, 15.0),
         ):
             found.append(
                 Config(
@@ -39,15 +50,22 @@ def configurations() -> list[Config]:
                     workers=workers,
                     backlog=backlog,
                     parent_death=death,
+                    parent_death_bound=bound,
                     bounds=WALK_BOUNDS,
                 )
             )
-    for variant in VARIANTS.values():
-        found.append(variant.apply(Config(workers=1, bounds=WALK_BOUNDS)))
+    for pinned in (True, False):
+        found.append(
+            Config(
+                mode=Mode.EXCLUSIVE,
+                workers=1,
+                defer_accept=pinned,
+                workers_receive_listeners=pinned,
+                bounds=WALK_BOUNDS,
+            )
+        )
     own_clone = Config(mode=Mode.REUSEPORT, workers=2, workers_keep_all_clones=False)
     found.append(replace(own_clone, bounds=WALK_BOUNDS))
-    keeps_unused = Config(mode=Mode.MUTEX, workers=1, quit_closes_unused=False)
-    found.append(replace(keeps_unused, bounds=WALK_BOUNDS))
     return found
 
 
@@ -74,6 +92,46 @@ def walk(config: Config, choices: list[int]) -> tuple[System, Move | None]:
     return pre, last
 
 
-def unbounded(config: Config) -> Config:
-    """``config`` with budgets that never run out (the proofs have none)."""
-    return replace(config, bounds=Bounds(99, 99, 99, 99, 99, 99, 99, 99))
+def walk_moves(config: Config, choices: list[int]) -> list[tuple[System, Move]]:
+    """Every (pre-state, move) of the walk that follows ``choices`` from the initial state."""
+    found: list[tuple[System, Move]] = []
+    here = initial_state()
+    for choice in choices:
+        options = moves(config, here)
+        if not options:
+            break
+        move = options[choice % len(options)]
+        found.append((here, move))
+        here = move[2]
+    return found
+
+
+def richness(state: System) -> int:
+    """How much a pre-state can exercise a step: queued and held-back connections (the queue
+    order, K19), processes and sockets."""
+    queued = sum(len(lst.queue) for lst in state.listeners)
+    waiting = sum(1 for c in state.connections if c.fate.value == "deferred")
+    return 4 * queued + 3 * waiting + len(state.processes) + len(state.listeners)
+
+
+Sample = tuple[Config, System, Move]
+
+
+@functools.cache
+def sample_moves(seeds: int = 24, length: int = 20) -> dict[str, tuple[Sample, ...]]:
+    """For each action, the first move of it met on seeded walks through every configuration of
+    :func:`configurations`, and the one from the richest pre-state (a fixed search: the tests
+    that use it check the same steps on every run)."""
+    first: dict[str, Sample] = {}
+    rich: dict[str, Sample] = {}
+    for seed in range(seeds):
+        for config in configurations():
+            choices = [seed * 7919 + k * 104729 + (seed * k) % 13 for k in range(length)]
+            for pre, move in walk_moves(config, choices):
+                name = move[0]
+                first.setdefault(name, (config, pre, move))
+                if name not in rich or richness(pre) > richness(rich[name][1]):
+                    rich[name] = (config, pre, move)
+    return {
+        name: (first[name], *([rich[name]] if rich[name] != first[name] else [])) for name in first
+    }
