@@ -62,6 +62,7 @@ from forkshare.model.kernel import (
     put_process,
     remove_process,
 )
+from forkshare.model.observation import is_silently_dropped
 from forkshare.model.state import (
     Connection,
     Fate,
@@ -86,8 +87,9 @@ def has_capacity(config: Config, state: System, proc: Process) -> bool:
 
 
 def is_barred_orphan(config: Config, state: System, proc: Process) -> bool:
-    """True for an orphan that may accept nothing: its workers notice the master's death at once."""
-    return config.orphans_accept_nothing and state.is_orphan(proc)
+    """True for an orphan that may accept nothing: workers notice the master's death at once,
+    and it was not told to stop before (a told worker may take one more before acting, F8)."""
+    return config.orphans_accept_nothing and state.is_orphan(proc) and not proc.quit_requested
 
 
 def defer_choices(config: Config) -> tuple[bool, ...]:
@@ -214,9 +216,11 @@ def connect(config: Config, state: System) -> tuple[System, ...]:
 
 
 def can_send_request(config: Config, state: System, cid: int) -> bool:
-    """The client is connected (held back, queued or accepted) and has not sent its request yet."""
+    """The client believes it is connected (held back, queued, accepted, or silently dropped
+    while held back, K19) and has not sent its request yet."""
     conn = state.connection(cid)
-    return conn.fate in (Fate.DEFERRED, Fate.QUEUED, Fate.ACCEPTED) and not conn.requested
+    waiting = conn.fate in (Fate.DEFERRED, Fate.QUEUED, Fate.ACCEPTED)
+    return (waiting or is_silently_dropped(conn)) and not conn.requested
 
 
 def send_request(config: Config, state: System, cid: int) -> tuple[System, ...]:
@@ -569,7 +573,7 @@ def accept(config: Config, state: System, pid: int, sid: int) -> tuple[System, .
 
 
 def _count_orphan_accept(state: System, proc: Process) -> System:
-    if not state.is_orphan(proc):
+    if not state.is_orphan(proc) or proc.quit_requested:
         return state
     current = _process(state, proc.pid)
     return put_process(state, replace(current, orphan_accepts=current.orphan_accepts + 1))

@@ -46,6 +46,7 @@ class Client:
         self.local: Endpoint | None = None
         self.final: str | None = None
         self.received = b""
+        self.requested = False
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=CONNECT_TIMEOUT)
         except ConnectionRefusedError:
@@ -60,6 +61,7 @@ class Client:
 
     def send_request(self) -> None:
         """Send the request (a reset already received is kept for :meth:`outcome`)."""
+        self.requested = True
         if self.sock is None:
             return
         try:

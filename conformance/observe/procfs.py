@@ -451,10 +451,19 @@ def list_pids(root: Path = PROC) -> tuple[int, ...]:
 
 def read_tcp_table(pid: int | None = None, root: Path = PROC) -> tuple[TcpRow, ...]:
     """Rows of tcp and tcp6 of the reader's network namespace, or of ``pid``'s when given,
-    without TIME_WAIT rows (no process holds them; see :func:`parse_tcp_table`).
+    without TIME_WAIT rows (no process holds them; see :func:`parse_tcp_table`). Asked of the
+    kernel through netlink when it can (fast, :mod:`~forkshare.conformance.observe.sock_diag`),
+    else read from /proc/net/tcp and tcp6.
 
     Returns an empty tuple when ``pid`` is gone; a missing tcp6 (IPv6 disabled) is skipped.
     """
+    if root == PROC and _same_network_namespace(pid):
+        from forkshare.conformance.observe.sock_diag import read_tcp_rows
+
+        try:
+            return read_tcp_rows()
+        except OSError:
+            pass  # netlink diag filtered out: read the text tables
     base = root / "net" if pid is None else root / str(pid) / "net"
     rows: list[TcpRow] = []
     for name in ("tcp", "tcp6"):
@@ -462,6 +471,17 @@ def read_tcp_table(pid: int | None = None, root: Path = PROC) -> tuple[TcpRow, .
         if text is not None:
             rows.extend(parse_tcp_table(text, skip_time_wait=True))
     return tuple(rows)
+
+
+def _same_network_namespace(pid: int | None) -> bool:
+    """True when ``pid`` (None: the reader) shares the reader's network namespace, so a netlink
+    dump (:mod:`~forkshare.conformance.observe.sock_diag`) shows its sockets."""
+    if pid is None:
+        return True
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+    except OSError:
+        return False
 
 
 def read_stat(pid: int, root: Path = PROC) -> ProcStat | None:
@@ -571,3 +591,20 @@ def read_listen_counters(root: Path = PROC) -> ListenCounters:
     """TcpExt ListenOverflows/ListenDrops of the reader's network namespace (zeros if absent)."""
     text = _read_text(root / "net" / "netstat")
     return listen_counters(parse_netstat(text)) if text else ListenCounters(0, 0)
+
+
+def read_lock_holders(proc: Path = PROC) -> tuple[int, ...]:
+    """Pids holding an active (granted) file lock, from ``/proc/locks``: an flock or fcntl accept
+    mutex shows its holder here (waiters show as ``->`` lines and are left out)."""
+    try:
+        text = (proc / "locks").read_text()
+    except OSError:
+        return ()
+    holders = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 5 or fields[1] == "->":
+            continue
+        if fields[4].isdigit():
+            holders.append(int(fields[4]))
+    return tuple(holders)
