@@ -165,6 +165,7 @@ STATE_SYMBOLS: tuple[Symbol, ...] = (
     Symbol("c_by_master", ("conn",), "bool", "a master called the accept() that returned it"),
     Symbol("requested", ("conn",), "bool", "the client sent its request"),
     Symbol("woke_many", ("conn",), "bool", "its arrival woke two or more processes"),
+    Symbol("held_back", ("conn",), "bool", "it arrived held back and never entered a queue"),
     Symbol("locked", (), "bool", "the accept mutex's lock word is not 0"),
     Symbol("holder", (), "proc", "the pid in the lock word (meaningful when locked)"),
     Symbol("shut_down_once", (), "bool", "a graceful or fast shutdown was asked for"),
@@ -223,6 +224,7 @@ class Vocab:
     c_by_master: Decl
     requested: Decl
     woke_many: Decl
+    held_back: Decl
     locked: Decl
     holder: Decl
     shut_down_once: Decl

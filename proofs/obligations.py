@@ -15,11 +15,12 @@ Discussion:
     disjunction of all their negations.
 
     *Goals the action cannot touch.* A post-state shares every symbol the action does not modify
-    with the pre-state (mypyvy's ``modifies``). When a goal mentions none of the modified
-    symbols, its post-state formula is the very same z3 term as its pre-state formula, which is a
-    hypothesis: the obligation holds by that identity and is recorded as proved "by frame"
-    without a solver call. Changing what an action modifies changes the terms, so the shortcut
-    can never outlive its reason.
+    with the pre-state (mypyvy's ``modifies``). When a clause of a goal mentions none of the
+    modified symbols, its post-state formula is the very same z3 term as its pre-state formula,
+    which is a hypothesis: it holds by that identity and is not sent to z3. When no clause of a
+    goal is touched, the obligation is recorded as proved "by frame" without a solver call.
+    Changing what an action modifies changes the terms, so the shortcut can never outlive its
+    reason.
 
     *Queries proved twice.* Configurations that differ in a freedom's pin (TCP_DEFER_ACCEPT on
     or off, listeners inherited or sent) or in the wait primitive (blocking accept and
@@ -37,7 +38,7 @@ Discussion:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from forkshare.model.actions import ACTIONS
@@ -53,7 +54,6 @@ from forkshare.proofs.encoding import (
     Solver,
     Term,
     Vocab,
-    conj,
     conjuncts,
     is_false,
     neg,
@@ -163,19 +163,21 @@ class Refutation:
 
 @dataclass(slots=True)
 class ProvedQueries:
-    """Every query answered ``unsat`` in this process, by its z3 term (see Discussion)."""
+    """Every query answered ``unsat`` in this process, by the z3 terms it is made of (see
+    Discussion): the hypotheses, the step, and the clauses refuted."""
 
-    proved: dict[int, tuple[Formula, str]] = field(default_factory=dict)
-    """Term id → the term (kept alive, so its id is not reused) and who proved it."""
+    proved: dict[tuple[int, ...], tuple[tuple[Formula, ...], str]] = field(default_factory=dict)
+    """Term ids → the terms (kept alive, so no id is reused while it is here) and who proved
+    them."""
 
-    def prover_of(self, query: Formula) -> str | None:
-        """The label of the configuration that proved this very query, if any."""
-        found = self.proved.get(query.get_id())
-        return found[1] if found is not None and found[0].eq(query) else None
+    def prover_of(self, parts: Sequence[Formula]) -> str | None:
+        """The label of the configuration that proved the query made of these very terms."""
+        found = self.proved.get(tuple(part.get_id() for part in parts))
+        return None if found is None else found[1]
 
-    def remember(self, query: Formula, label: str) -> None:
-        """``query`` was answered ``unsat`` for ``label``."""
-        self.proved.setdefault(query.get_id(), (query, label))
+    def remember(self, parts: Sequence[Formula], label: str) -> None:
+        """The query made of ``parts`` was answered ``unsat`` for ``label``."""
+        self.proved.setdefault(tuple(part.get_id() for part in parts), (tuple(parts), label))
 
 
 class Prover:
@@ -198,8 +200,12 @@ class Prover:
         self.pre = Vocab.named("")
         self.goals = goals_for(self.config, lemmas)
         self.at_pre = {name: goal(self.config, self.pre) for name, goal in self.goals.items()}
-        self.reads = {name: symbols_of(f) for name, f in self.at_pre.items()}
-        """Goal → the state symbols its formula mentions (they have the table's names here)."""
+        self.clauses = {
+            name: [(clause, symbols_of(clause)) for clause in conjuncts(f)]
+            for name, f in self.at_pre.items()
+        }
+        """Goal → its top-level clauses, each with the state symbols it mentions (they have the
+        table's names here)."""
         self.assumed = [f for n, f in self.at_pre.items() if issue_for(self.config, n) is None]
         self.axioms = static_axioms()
         self._solver: Solver | None = None
@@ -250,7 +256,11 @@ class Prover:
         return self._solver
 
     def _consecution(self, context: _Context, goal: str) -> Record:
-        touched = context.changed & self.reads[goal]
+        touched = [
+            substitute_symbols(clause, renaming(self.pre, context.post, reads & context.changed))
+            for clause, reads in self.clauses[goal]
+            if reads & context.changed
+        ]
         if not touched:
             return Record(
                 Kind.CONSECUTION,
@@ -262,13 +272,12 @@ class Prover:
                 "by frame: the action modifies none of its symbols",
                 Basis.FRAME,
             )
-        at_post = substitute_symbols(self.at_pre[goal], renaming(self.pre, context.post, touched))
         own = [] if issue_for(self.config, goal) is None else [self.at_pre[goal]]
-        query = conj(*self.assumed, context.formula, *own, neg(at_post))
+        query = [*self.assumed, context.formula, *own, *touched]
         earlier = self.known.prover_of(query)
         if earlier is not None:
             return self._by_identity(Kind.CONSECUTION, context.action, goal, earlier)
-        refutation = _refute(context.solver, conjuncts(at_post), own)
+        refutation = _refute(context.solver, touched, own)
         detail = ""
         if refutation.model is not None:
             detail = self._counterexample(refutation.model, context, goal)
@@ -306,7 +315,7 @@ class Prover:
     def _progress(self, name: str, fact: ProgressFact) -> Record:
         local = Locals(f"{name}!")
         premise, conclusion = fact.build(self.config, self.pre, local)
-        query = conj(*self.assumed, premise, *local.side, neg(conclusion))
+        query = [*self.assumed, premise, *local.side, conclusion]
         earlier = self.known.prover_of(query)
         if earlier is not None:
             return self._by_identity(Kind.PROGRESS, "", name, earlier)

@@ -94,10 +94,18 @@ def orphan(v: Vocab, p: Term) -> Formula:
 
 def barred_orphan(config: Config, v: Vocab, p: Term) -> Formula:
     """``actions.is_barred_orphan``: an orphan that may accept nothing (its workers notice the
-    master's death at once: ``Config.orphans_accept_nothing``)."""
+    master's death at once: ``Config.orphans_accept_nothing``), unless it was told to stop
+    before (F8: it may take one more before it acts on the stop)."""
     if not config.orphans_accept_nothing:
         return FALSE
-    return orphan(v, p)
+    return conj(orphan(v, p), neg(v.quit(p)))
+
+
+def silently_dropped(v: Vocab, c: Term) -> Formula:
+    """``observation.is_silently_dropped``: held back when its listener closed, and the client
+    has sent nothing, so it still believes it is connected (K19)."""
+    lost = disj(v.fate(c) == fate(Fate.ABORTED), v.fate(c) == fate(Fate.DISCARDED))
+    return conj(lost, v.held_back(c), neg(v.requested(c)))
 
 
 def told_to_stop(v: Vocab, p: Term) -> Formula:

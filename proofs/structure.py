@@ -187,6 +187,7 @@ def _connection_facts(system: System, facts: dict[str, set[tuple[Element, ...]]]
         _flag(facts, "c_by_master", c.by_master, me)
         _flag(facts, "requested", c.requested, me)
         _flag(facts, "woke_many", c.wakeups >= 2, me)
+        _flag(facts, "held_back", c.held_back, me)
 
 
 def _flag(facts: dict[str, set[tuple[Element, ...]]], name: str, value: bool, me: Element) -> None:

@@ -135,15 +135,16 @@ def _issue(name: str) -> list[Record]:
 
 
 def _tasks(selection: Selection) -> list[tuple[Callable[..., list[Record]], tuple[object, ...]]]:
-    """The independent pieces of work, the longest first (so that two workers stay busy)."""
+    """The independent pieces of work, the longest first (so that two workers stay busy): the
+    proofs of each group of configurations, then the searches and the freedoms' runs."""
     only = selection.name
     tasks: list[tuple[Callable[..., list[Record]], tuple[object, ...]]] = []
-    tasks += [(_witness, (t.label, only)) for t in WITNESS_TARGETS if _any_witness(selection)]
-    tasks += [(_issue, (i.name,)) for i in ISSUES if selection.wants_issue(i.name, i.goal, i.modes)]
     groups = dict.fromkeys(t.task for t in SAFE_TARGETS if selection.wants_target(t.label))
     tasks += [(_prove, (group, only)) for group in groups]
+    tasks += [(_witness, (t.label, only)) for t in WITNESS_TARGETS if _any_witness(selection)]
     if any(selection.wants_freedom(fid, _steps(fid)) for fid in FREEDOMS):
         tasks.append((_freedoms, (only,)))
+    tasks += [(_issue, (i.name,)) for i in ISSUES if selection.wants_issue(i.name, i.goal, i.modes)]
     tasks += [
         (_refute, (n,)) for n, v in VARIANTS.items() if selection.wants_variant(n, v.expected)
     ]

@@ -256,9 +256,11 @@ def _create_sockets(pre: Vocab, new: NewSockets) -> dict[str, Update]:
 
 
 def _enqueue(pre: Vocab, c: Term, s: Term, when: Formula) -> dict[str, Update]:
-    """``kernel.enqueue``: ``c`` joins the tail of ``s``'s queue (``when`` it does)."""
+    """``kernel.enqueue``: ``c`` joins the tail of ``s``'s queue (``when`` it does); it is no
+    longer held back."""
     return {
         "fate": _point(pre.fate, c, ite(when, q.QUEUED, pre.fate(c))),
+        "held_back": _point(pre.held_back, c, conj(neg(when), pre.held_back(c))),
         "in_queue": lambda x, y: disj(pre.in_queue(x, y), conj(when, x == c, y == s)),
         "ahead": lambda x, y: disj(pre.ahead(x, y), conj(when, y == c, pre.in_queue(x, s))),
     }
@@ -454,6 +456,7 @@ def connect(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -
     return Effect(
         TRUE,
         {
+            "held_back": _point(pre.held_back, n, conj(arrives, deferred)),
             "c_in": lambda x: disj(x == n, pre.c_in(x)),
             "fate": _point(pre.fate, n, arrival),
             "in_queue": _row(pre.in_queue, n, lambda y: conj(queued, y == target)),
@@ -471,9 +474,11 @@ def connect(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -
 
 def send_request(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
     """``actions.send_request``: a held-back connection enters its queue with its first byte,
-    if there is room (K19)."""
+    if there is room (K19); a client whose held-back connection was dropped silently sends too
+    (it still believes it is connected)."""
     (c,) = args
-    connected = disj(pre.fate(c) == q.DEFERRED, pre.fate(c) == q.QUEUED, pre.fate(c) == q.ACCEPTED)
+    waiting = disj(pre.fate(c) == q.DEFERRED, pre.fate(c) == q.QUEUED, pre.fate(c) == q.ACCEPTED)
+    connected = disj(waiting, q.silently_dropped(pre, c))
     guard = conj(pre.c_in(c), connected, neg(pre.requested(c)))
     home = local.const("sock", "home")
     held = pre.fate(c) == q.DEFERRED
@@ -749,8 +754,8 @@ def rebind_listeners(config: Config, pre: Vocab, args: tuple[Term, ...], local: 
 
 
 def accept(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.accept``: the head of the queue; poll mode wakes every waiter; an orphan's
-    accept is counted."""
+    """``actions.accept``: the head of the queue; poll mode wakes every waiter; the accept of an
+    orphan that was not told to stop is counted."""
     p, s = args
     head = local.const("conn", "head")
     d = var("conn", "ac_d")
@@ -761,7 +766,7 @@ def accept(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) ->
     queued = exists([d], pre.in_queue(d, s))
     guard = conj(pre.s_in(s), queued, q.is_waiting_on(config, pre, p, s))
     woke_many = _herd(config, pre, local, p, s)
-    orphan = local.let("orphan", q.orphan(pre, p))
+    orphan = local.let("orphan", conj(q.orphan(pre, p), neg(pre.quit(p))))
     return Effect(
         guard,
         {

@@ -74,6 +74,7 @@ def _perturbations(
         "accepted_once": conns,
         "accepted_twice": conns,
         "c_by_master": conns,
+        "held_back": conns,
         **({} if config.mode is Mode.POLL else {"woke_many": conns}),
     }
     for name, owners in unary.items():

@@ -9,6 +9,7 @@ from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Bounds, Config, Mode, ParentDeath
 from forkshare.model.explorer import initial_state
 from forkshare.model.state import System
+from forkshare.model.table import Param
 from forkshare.model.variants import VARIANTS
 
 WALK_BOUNDS = Bounds(
@@ -117,21 +118,48 @@ def richness(state: System) -> int:
 Sample = tuple[Config, System, Move]
 
 
+def shape(pre: System, move: Move) -> tuple[object, ...]:
+    """What kind of step a move is: its action, what its arguments are (a connection's fate
+    and whether it was held back, a process's role and phase) and how the fates of connections
+    change, e.g. a request sent on a queued connection and one sent on a connection silently
+    dropped while held back (K19), or a connection that arrives held back and one that is
+    queued."""
+    name, args, succ = move
+    before = {c.cid: (c.fate, c.held_back) for c in pre.connections}
+    changes = sorted(
+        (str(before.get(c.cid)), c.fate.value, c.held_back)
+        for c in succ.connections
+        if before.get(c.cid) != (c.fate, c.held_back)
+    )
+    kinds: list[object] = [name, tuple(changes)]
+    for param, value in zip(ACTIONS[name].params, args, strict=True):
+        if param is Param.CONNECTION:
+            conn = pre.connection(value)
+            kinds.append((conn.fate, conn.held_back, conn.requested))
+        elif param in (Param.PROCESS, Param.WORKER, Param.MASTER):
+            proc = pre.process(value)
+            kinds.append(None if proc is None else (proc.role, proc.phase, proc.stopped))
+    return tuple(kinds)
+
+
 @functools.cache
 def sample_moves(seeds: int = 24, length: int = 20) -> dict[str, tuple[Sample, ...]]:
-    """For each action, the first move of it met on seeded walks through every configuration of
-    :func:`configurations`, and the one from the richest pre-state (a fixed search: the tests
-    that use it check the same steps on every run)."""
-    first: dict[str, Sample] = {}
+    """For each action, the first move of each shape (:func:`shape`) met on seeded walks
+    through every configuration of :func:`configurations`, and the one from the richest
+    pre-state (a fixed search: the tests that use it check the same steps on every run)."""
+    first: dict[tuple[object, ...], Sample] = {}
     rich: dict[str, Sample] = {}
     for seed in range(seeds):
         for config in configurations():
             choices = [seed * 7919 + k * 104729 + (seed * k) % 13 for k in range(length)]
             for pre, move in walk_moves(config, choices):
                 name = move[0]
-                first.setdefault(name, (config, pre, move))
+                first.setdefault(shape(pre, move), (config, pre, move))
                 if name not in rich or richness(pre) > richness(rich[name][1]):
                     rich[name] = (config, pre, move)
-    return {
-        name: (first[name], *([rich[name]] if rich[name] != first[name] else [])) for name in first
-    }
+    found: dict[str, tuple[Sample, ...]] = {}
+    for sample in [*first.values(), *rich.values()]:
+        name = sample[2][0]
+        if sample not in found.get(name, ()):
+            found[name] = (*found.get(name, ()), sample)
+    return found
