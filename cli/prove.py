@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -56,11 +57,18 @@ def main(argv: Sequence[str]) -> int:
     """Run ``forkshare prove``; returns 0 when everything is proved, 1 otherwise."""
     args = build_parser().parse_args(list(argv))
     report = run_proof_suite(args.only, jobs=args.jobs)
-    if args.json:
-        print(json.dumps(_as_json(report), indent=1))
-    else:
-        console = Console(file=sys.stdout, highlight=False, width=160, soft_wrap=True)
-        _print_report(console, report, all_rows=args.all_rows)
+    try:
+        if args.json:
+            print(json.dumps(_as_json(report), indent=1), flush=True)
+        else:
+            console = Console(file=sys.stdout, highlight=False, width=160, soft_wrap=True)
+            _print_report(console, report, all_rows=args.all_rows)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (``forkshare prove --json | head``): not an error of the
+        # proofs, whose verdict stays the exit status. Point stdout at /dev/null so that
+        # Python's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0 if report.ok else 1
 
 

@@ -61,6 +61,8 @@ Term: TypeAlias = Any
 """A z3 expression of any sort."""
 Decl: TypeAlias = Any
 """A z3 function declaration (a state symbol)."""
+Pair: TypeAlias = tuple[Any, Any]
+"""A substitution pair: a declaration and the term that replaces it (see :func:`renaming`)."""
 
 # ---------------------------------------------------------------------------------------------
 # Sorts
@@ -486,7 +488,7 @@ def renamed(symbol: Any, name: str) -> tuple[Any, Any, Any]:
     return copy, decl, fresh(*args)
 
 
-def renaming(old: Vocab, new: Vocab, names: Iterable[str] | None = None) -> list[tuple[Any, Any]]:
+def renaming(old: Vocab, new: Vocab, names: Iterable[str] | None = None) -> list[Pair]:
     """Substitution pairs that rename the state symbols ``names`` (default: all) of ``old`` to
     ``new``'s."""
     pairs = []
@@ -498,7 +500,7 @@ def renaming(old: Vocab, new: Vocab, names: Iterable[str] | None = None) -> list
     return pairs
 
 
-def substitute_symbols(formula: Formula, pairs: Sequence[tuple[Any, Any]]) -> Formula:
+def substitute_symbols(formula: Formula, pairs: Sequence[Pair]) -> Formula:
     """``formula`` with each function symbol replaced (one C call, see :func:`renamed`)."""
     return z3.substitute_funs(formula, *pairs)
 

@@ -28,7 +28,6 @@ from forkshare.model.table import describe_step
 from forkshare.model.trace_text import describe_state
 from forkshare.proofs.bmc import closed_world, initial
 from forkshare.proofs.encoding import (
-    STATE_SYMBOLS,
     Formula,
     Locals,
     Solver,
@@ -42,10 +41,9 @@ from forkshare.proofs.encoding import (
 )
 from forkshare.proofs.report import Kind, Record, Result
 from forkshare.proofs.structure import abstract, facts, universes_for
-from forkshare.proofs.transitions import PARAM_SORTS, arguments, effect, frame, transition
+from forkshare.proofs.transitions import PARAM_SORTS, arguments, effect, transition
 
 TIMEOUT_MS = 5000
-ALL_SYMBOLS = frozenset(s.name for s in STATE_SYMBOLS)
 _PREFIX = {"proc": "proc", "sock": "sock", "conn": "conn", "slot": "slot"}
 
 
@@ -76,20 +74,24 @@ def check_freedoms() -> list[Record]:
 
 
 def _first_rejected(freedom: Freedom, states: Sequence[System]) -> tuple[str | None, float]:
-    """The first step of the run z3 rejects (None: none), and the slowest check's time."""
+    """The first step of the run z3 rejects (None: none), and the slowest check's time.
+
+    Each post-state shares with its pre-state the symbols the step does not modify (as in the
+    consecution checks), and every state's facts are pinned on its own vocabulary: a fact the
+    Python step changed but the z3 step leaves alone contradicts the pre-state's pin.
+    """
     config = freedom.witness.config
     universes = universes_for(config, states)
-    vocabs = [Vocab.named(f"@w{k}") for k in range(len(states))]
     solver = Solver(TIMEOUT_MS, logic="QF_UF")
     slowest = 0.0
     with grounded(universes) as elements:
+        pre = Vocab.named("@w0")
         solver.add(*[distinct(*terms) for terms in elements.values()], *static_axioms())
-        solver.add(initial(vocabs[0]), *closed_world(vocabs[0], elements))
-        solver.add(*facts(abstract(config, states[0], universes), vocabs[0]))
+        solver.add(initial(pre), *closed_world(pre, elements))
+        solver.add(*facts(abstract(config, states[0], universes), pre))
         for k, (name, args) in enumerate(freedom.witness.steps):
-            pre, post = vocabs[k], vocabs[k + 1]
-            step = _step(freedom, k, (name, args), pre, post)
-            solver.add(*closed_world(post, elements), step)
+            step, post = _step(freedom, k, (name, args), pre)
+            solver.add(step, *closed_world(post, elements))
             solver.add(*facts(abstract(config, states[k + 1], universes), post, statics=False))
             started = time.perf_counter()
             verdict = solver.check().verdict
@@ -97,26 +99,24 @@ def _first_rejected(freedom: Freedom, states: Sequence[System]) -> tuple[str | N
             if verdict != "sat":
                 label = describe_step(name, args, ACTIONS[name].params)
                 return f"step {k + 1}, {label}, is not a z3 step ({verdict})", slowest
+            pre = post
     return None, slowest
 
 
-def _step(freedom: Freedom, k: int, taken: Step, pre: Vocab, post: Vocab) -> Formula:
-    """Step ``k``, an action and its arguments, from ``pre`` to ``post`` (full copies: a frame
-    for the symbols it does not modify)."""
+def _step(freedom: Freedom, k: int, taken: Step, pre: Vocab) -> tuple[Formula, Vocab]:
+    """Step ``k``, an action and its arguments, from ``pre``: its formula and the post-state
+    (``pre`` with the symbols the action modifies replaced)."""
     config = freedom.witness.config
     name, args = taken
     local = Locals(f"w{k}!{name}!")
     zargs = arguments(name, local)
     step = effect(config, name, pre, zargs, local)
-    parts = [
-        transition(step, pre, post, local),
-        frame(pre, post, ALL_SYMBOLS - set(step.updates)),
-        *[one_of(t, sort) for t, sort in local.loose()],
-    ]
+    post = pre.primed(step.updates, f"@w{k + 1}")
+    parts = [transition(step, pre, post, local), *[one_of(t, sort) for t, sort in local.loose()]]
     for param, term, value in zip(ACTIONS[name].params, zargs, args, strict=True):
         sort = PARAM_SORTS[param]
         parts.append(term == element(sort, f"{_PREFIX[sort]}{value}"))
-    return conj(*parts)
+    return conj(*parts), post
 
 
 def _numbered(freedom: Freedom, states: Sequence[System]) -> str:

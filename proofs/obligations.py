@@ -51,6 +51,7 @@ from forkshare.proofs.encoding import (
     Locals,
     Model,
     Outcome,
+    Pair,
     Solver,
     Term,
     Vocab,
@@ -244,7 +245,9 @@ class Prover:
         solver = Solver(self.timeout_ms)
         formula = transition(step, self.pre, post, local)
         solver.add(*self.axioms, *self.assumed, formula)
-        context = _Context(solver, name, args, post, frozenset(step.updates), formula)
+        changed = frozenset(step.updates)
+        renamed = dict(zip(sorted(changed), renaming(self.pre, post, changed), strict=True))
+        context = _Context(solver, name, args, post, changed, formula, renamed)
         return [self._consecution(context, goal) for goal in wanted]
 
     def _hypotheses(self) -> Solver:
@@ -257,7 +260,9 @@ class Prover:
 
     def _consecution(self, context: _Context, goal: str) -> Record:
         touched = [
-            substitute_symbols(clause, renaming(self.pre, context.post, reads & context.changed))
+            substitute_symbols(
+                clause, [context.renamed[n] for n in sorted(reads & context.changed)]
+            )
             for clause, reads in self.clauses[goal]
             if reads & context.changed
         ]
@@ -353,6 +358,8 @@ class _Context:
     post: Vocab
     changed: frozenset[str]
     formula: Formula
+    renamed: dict[str, Pair]
+    """Each modified symbol's substitution pair, pre-state → post-state."""
 
 
 def _refute(solver: Solver, clauses: list[Formula], extra: Iterable[Formula] = ()) -> Refutation:
