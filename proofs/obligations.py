@@ -214,16 +214,23 @@ class Prover:
     def check_init(self) -> list[Record]:
         """The initial state satisfies every goal."""
         records = []
+        start = initial(self.pre)
         solver = Solver(self.timeout_ms)
-        solver.add(*self.axioms, initial(self.pre))
+        solver.add(*self.axioms, start)
         for name, formula in self.at_pre.items():
             if not self.selected(Kind.INIT, self.target.label, "", name):
+                continue
+            earlier = self.known.prover_of([start, formula])
+            if earlier is not None:
+                records.append(self._by_identity(Kind.INIT, "", name, earlier))
                 continue
             refutation = _refute(solver, conjuncts(formula))
             detail = ""
             if refutation.model is not None:
                 state = decode(refutation.model, self.pre, naming(refutation.model, [self.pre]))
                 detail = f"the initial state violates {name}: {describe(state)}"
+            elif refutation.verdict == "unsat":
+                self.known.remember([start, formula], self.target.label)
             records.append(self._record(Kind.INIT, "", name, refutation, detail))
         return records
 

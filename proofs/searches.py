@@ -6,6 +6,16 @@ Discussion:
     model (:func:`forkshare.proofs.bmc.replay`) and checking the Python predicate at its end makes
     each refutation a round trip: the same unsafe design fails the same invariant in the model
     the explorer, the tests and the verifier run.
+
+    *A refutation searches one slot, within the variant's budgets.* Each variant carries the
+    budgets its counterexample needs (``Variant.bounds``); an environment action whose budget
+    is 0 is left out of the unrolled step, at most one step takes an action whose budget is 1,
+    and the universes are as large as the budgets let a run grow
+    (:func:`~forkshare.proofs.bmc.sizes_for`). Every design fails already with one worker
+    slot. The alternative, every action over the largest universes, takes seconds for the
+    deepest counterexample (a graceful stop that drops a request in hand, 8 steps) where this
+    takes a fraction of one; a trace found is a trace either way, replayed in Python without
+    budgets.
 """
 
 from __future__ import annotations

@@ -99,8 +99,8 @@ def abstract(
 
     Raises:
         NotRepresentableError: the state has a shape no reachable state has and the encoding
-            cannot express (an unsorted queue, a socket on another port, a worker without a
-            slot, …).
+            cannot express (a socket on another port or with another backlog, a worker
+            without a slot, …).
     """
     _check_representable(config, system)
     facts: dict[str, set[tuple[Element, ...]]] = {s.name: set() for s in STATE_SYMBOLS}
