@@ -205,7 +205,8 @@ def search(
     budgets: Bounds | None = None,
 ) -> Trace | None:
     """A shortest trace (at most ``max_depth`` steps) whose last state satisfies ``goal``;
-    with ``budgets``, the environment actions whose budget is 0 are never taken."""
+    with ``budgets``, an environment action whose budget is 0 is never taken, and one whose
+    budget is 1 at most once (the actions sharing a budget share that once)."""
     unrolling = _start(config, timeout_ms, sizes, budgets)
     spent, slowest = 0.0, 0.0
     for depth in range(max_depth + 1):

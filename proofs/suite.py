@@ -142,12 +142,12 @@ def _tasks(selection: Selection) -> list[tuple[Callable[..., list[Record]], tupl
     groups = dict.fromkeys(t.task for t in SAFE_TARGETS if selection.wants_target(t.label))
     tasks += [(_prove, (group, only)) for group in groups]
     tasks += [(_witness, (t.label, only)) for t in WITNESS_TARGETS if _any_witness(selection)]
-    if any(selection.wants_freedom(fid, _steps(fid)) for fid in FREEDOMS):
-        tasks.append((_freedoms, (only,)))
-    tasks += [(_issue, (i.name,)) for i in ISSUES if selection.wants_issue(i.name, i.goal, i.modes)]
     tasks += [
         (_refute, (n,)) for n, v in VARIANTS.items() if selection.wants_variant(n, v.expected)
     ]
+    tasks += [(_issue, (i.name,)) for i in ISSUES if selection.wants_issue(i.name, i.goal, i.modes)]
+    if any(selection.wants_freedom(fid, _steps(fid)) for fid in FREEDOMS):
+        tasks.append((_freedoms, (only,)))
     return tasks
 
 
