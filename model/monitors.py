@@ -278,18 +278,21 @@ def orphan_accepts(config: Config, history: History) -> str | None:
 def master_accepts(config: Config, history: History) -> str | None:
     """``master_never_accepts``: a master accepts a connection in a mode where workers do —
     seen holding it, or the only process that could have taken a waiting client that ended
-    without a response while every worker was stopped and its listener stayed open."""
+    without a response while no worker could take it (each stopped or busy) and its listener
+    stayed open."""
     if config.mode is Mode.PASSFD:
         return None
     before, after = _pair(history)
     for client, owner in _newly_accepted(before, after):
         if _role(after, owner) is Role.MASTER:
             return f"master {owner} accepted conn{client.cid} itself ({config.mode.value} mode)"
-    return _taken_while_workers_stopped(before, after)
+    return _taken_while_no_worker_could(config, before, after)
 
 
-def _taken_while_workers_stopped(before: Observation, after: Observation) -> str | None:
-    if _closed_listeners(before, after) or _any_running_worker(before, after):
+def _taken_while_no_worker_could(
+    config: Config, before: Observation, after: Observation
+) -> str | None:
+    if _closed_listeners(before, after) or _some_worker_could_take(config, before, after):
         return None
     masters = [p.pid for p in before.processes if p.role is Role.MASTER and p.alive and p.holds]
     listening = {lst.sid for lst in before.listeners if lst.listening}
@@ -301,19 +304,22 @@ def _taken_while_workers_stopped(before: Observation, after: Observation) -> str
             continue  # dropped with its listener earlier; it finds out only now (K19)
         if client.outcome in _ENDED and masters:
             return (
-                f"conn{client.cid} waited in the accept queue while every worker was stopped, "
-                f"then ended without a response, its listener still open: master "
-                f"{_names(masters)}, the only running process holding it, took it"
+                f"conn{client.cid} waited in the accept queue while no worker could take it "
+                f"(each stopped or busy), then ended without a response, its listener still "
+                f"open: master {_names(masters)}, the other process holding it, took it"
             )
     return None
 
 
-def _any_running_worker(*views: Observation) -> bool:
-    return any(
-        p.role is Role.WORKER and p.alive and not p.stopped
-        for view in views
-        for p in view.processes
-    )
+def _some_worker_could_take(config: Config, *views: Observation) -> bool:
+    """A running worker with room for one more connection, in any of ``views``."""
+    for view in views:
+        owned = [c.owner for c in view.clients if c.outcome == Outcome.PENDING and c.owner]
+        for proc in view.processes:
+            running = proc.role is Role.WORKER and proc.alive and not proc.stopped
+            if running and owned.count(proc.pid) < config.worker_connections:
+                return True
+    return False
 
 
 def accepted_twice(config: Config, history: History) -> str | None:
@@ -360,7 +366,8 @@ def herd(config: Config, history: History) -> str | None:
 
 def request_in_hand_dropped(config: Config, history: History) -> str | None:
     """``requests_in_hand_are_answered``: a worker resets a request it had in hand, and neither
-    SIGKILL of that worker, a fast stop of its master nor its master's SIGKILL excuses it."""
+    SIGKILL of that worker, a fast stop of its master, its master's SIGKILL, nor its being
+    stopped (a graceful stop's timeout kills a worker that cannot finish) excuses it."""
     before, after = _pair(history)
     killed = _steps(history[-1:], "kill_worker")
     excused_masters = _steps(history, "fast_shutdown", "kill_master")
@@ -371,8 +378,9 @@ def request_in_hand_dropped(config: Config, history: History) -> str | None:
         if old.outcome != Outcome.PENDING or not old.owner:
             continue
         worker = old.owner
-        if _role(before, worker) is not Role.WORKER or worker in killed:
-            continue
+        proc = _process(before, worker)
+        if proc is None or proc.role is not Role.WORKER or worker in killed or proc.stopped:
+            continue  # a stopped worker's death is never its own choice
         if _first_parent(history, worker) in excused_masters:
             continue
         return (

@@ -30,6 +30,11 @@ class Variant:
     modes: frozenset[Mode] = frozenset()
     """Other modes the design can be tried in too (the verifier's diagnosis tries it there)."""
 
+    def apply_to(self, config: Config) -> Config:
+        """``config`` with this design's fields set, in ``config``'s own mode (the verifier's
+        diagnosis tries a design in the mode the target claims)."""
+        return replace(config, **self.changes)  # type: ignore[arg-type]
+
     def fits(self, mode: Mode) -> bool:
         """True when the design can be tried in ``mode``."""
         return mode is self.mode or mode in self.modes

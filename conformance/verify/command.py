@@ -26,6 +26,7 @@ from forkshare.conformance.verify.profile import (
     to_toml,
 )
 from forkshare.conformance.verify.report import render, to_json
+from forkshare.conformance.verify.target_backend import close_all
 from forkshare.conformance.verify.verify import DEFAULT_BOUNDS, Plan, Result, verify
 from forkshare.errors import ForkshareError, UsageError
 from forkshare.model.config import Bounds, Config, Mode, ParentDeath
@@ -39,8 +40,9 @@ def main(argv: list[str]) -> int:
     except ForkshareError as error:
         print(f"forkshare verify: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:  # the backends' process groups are already stopped (teardown)
-        print("forkshare verify: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:
+        close_all()  # an interrupted run may not have reached its teardown
+        print("forkshare verify: interrupted; every target started was stopped", file=sys.stderr)
         return 130
 
 
@@ -91,9 +93,8 @@ def write_profile(path: Path, profile: Profile, result: Result) -> None:
         UsageError: the file cannot be written.
     """
     settled = result.profile or profile
-    notes = {"mode": "; ".join(result.discovered)} if result.discovered else {}
     try:
-        path.write_text(to_toml(settled, notes))
+        path.write_text(to_toml(settled, result.profile_comments))
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror}") from None
 

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
 from hypothesis import strategies as st
+from hypothesis import target
+from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -91,6 +93,8 @@ class Backend(Protocol):
     """The machine's steps so far (shared with the machine, for the violations it raises)."""
     coverage: Coverage
     """Where the machine notes the internal actions that explain what was observed."""
+    failed: bool
+    """The run already failed: :meth:`drain` must not measure (and raise) anything more."""
 
     def perform(self, step: Step, states: frozenset[System]) -> bool:
         """Perform environment ``step`` on the target (``states``: the model's states before it).
@@ -121,6 +125,7 @@ class ModelBackend:
         self.config = config
         self.steps: list[Step] = []
         self.coverage = Coverage()
+        self.failed = False
 
     def perform(self, step: Step, states: frozenset[System]) -> bool:
         """Nothing to perform: the model is all there is."""
@@ -222,7 +227,16 @@ class ForkshareMachine(RuleBasedStateMachine):
             self.take(ACTIONS["start_master"], data)
 
     def teardown(self) -> None:
-        """Let pending timed checks finish, then stop the backend's processes."""
+        """Score the walk, let pending timed checks finish, then stop the backend's processes."""
+        # Steer the walks towards what they have not shown yet (Hypothesis targeted search):
+        # on a real target, the distinct records it showed; in the model, the distinct actions
+        # a walk took (short walks that stop after a start and a connect teach nothing).
+        if not currently_in_test_context():
+            pass  # a fixed scenario, not a Hypothesis walk
+        elif self.backend.drives_internal:
+            target(float(len({name for name, _ in self.steps})), label="distinct actions")
+        else:
+            target(float(len(self.backend.coverage.records)), label="distinct observations")
         try:
             self.backend.drain()
         finally:
@@ -294,6 +308,7 @@ class ForkshareMachine(RuleBasedStateMachine):
         Raises:
             NonconformanceError: with :data:`UNEXPLAINED` and the backend's last records.
         """
+        self.backend.failed = True
         records = getattr(self.backend, "history", None)
         last = records[-1] if records else None
         raise NonconformanceError(

@@ -16,11 +16,13 @@ killed, then a client; a fast stop with a request in hand.
 
 Discussion:
     *A request in hand.* A test server answers at once, so a request is in a worker's hands only
-    if the worker cannot run: a client connects (a worker accepts it), both workers are stopped,
-    the client sends its request (it waits, read-ready, in the stopped worker's socket), the
-    master gets its signal, and the workers are continued: each must now answer what it holds.
-    The stop lasts a few hundred milliseconds, well under any server's read timeout (nginx and
-    Apache 60 s, gunicorn 30 s), which counts the stopped time too.
+    if the worker cannot run: a client connects and begins its request (a worker accepts it and
+    reads the first bytes: the connection is in use, not idle), both workers are stopped, the
+    client sends the rest, the master gets its signal, and the workers are continued: each must
+    now finish and answer what it holds. A connection whose worker has read nothing yet may be
+    closed as unused on a graceful stop (F3), so the first bytes matter. The stop lasts a few
+    hundred milliseconds, well under any server's read timeout (nginx and Apache 60 s,
+    gunicorn 30 s), which counts the stopped time too.
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ CONNECT: Step = ("connect", ())
 
 def _send(cid: int) -> Step:
     return ("send_request", (cid,))
+
+
+BEGIN = "begin_request"
+"""Not a model action: the client sends its request but the final CRLF (a request in progress;
+for the model the client has not sent its request yet)."""
+
+
+def _begin(cid: int) -> Step:
+    return (BEGIN, (cid,))
 
 
 def _on(action: str, pid: int) -> Step:
@@ -87,6 +98,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         (
             START,
             CONNECT,
+            _begin(0),
             _on("stop_worker", 2),
             _on("stop_worker", 3),
             _send(0),
@@ -103,6 +115,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         (
             START,
             CONNECT,
+            _begin(0),
             _on("stop_worker", 2),
             _on("stop_worker", 3),
             _send(0),
@@ -128,6 +141,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         (
             START,
             CONNECT,
+            _begin(0),
             _on("stop_worker", 2),
             _on("stop_worker", 3),
             _send(0),

@@ -33,6 +33,7 @@ import os
 import signal
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,8 @@ class TargetBackend:
         self.steps: list[Step] = []
         """The machine's steps so far (the machine shares its list), for the violations raised here."""
         self.coverage = Coverage()
+        self.failed = False
+        """A violation was raised: the run ends, :meth:`drain` measures nothing more."""
 
     # ------------------------------------------------------------------ actions
 
@@ -165,6 +168,7 @@ class TargetBackend:
         argv = command_line(self.profile, self.port, self.config.workers, directory)
         target = launch(argv, self.port, output_dir=directory)
         self.live = Live(target, directory, ViewBuilder(target.group.pid, self.port))
+        _RUNNING.add(self)
         trace = trace_path(self.profile, self.port, self.config.workers, directory)
         if trace is not None:
             self.trace_files.append(trace)
@@ -278,8 +282,8 @@ class TargetBackend:
         Raises:
             NonconformanceError: a timed property ran past its bound.
         """
-        if self.live is None:
-            return
+        if self.live is None or self.failed:
+            return  # the first property broken is the verdict; nothing more is measured
         longest = _longest(self.timekeeper)
         deadline = time.monotonic() + longest + 0.5
         while self.timekeeper.pending() and time.monotonic() < deadline:
@@ -305,6 +309,7 @@ class TargetBackend:
             self._raise(*found)
 
     def _raise(self, prop: str, evidence: str) -> None:
+        self.failed = True
         last = self.history[-1] if self.history else None
         raise NonconformanceError(
             prop,
@@ -337,6 +342,7 @@ class TargetBackend:
 
     def close(self) -> None:
         """Close the clients, kill the target's process group and every process seen."""
+        _RUNNING.discard(self)
         for client in self.clients:
             client.close()
         if self.live is not None:
@@ -344,6 +350,17 @@ class TargetBackend:
                 self.live.target.group.stop(
                     grace=1.0, extra_pids=tuple(self.live.views.first_parent)
                 )
+
+
+_RUNNING: weakref.WeakSet[TargetBackend] = weakref.WeakSet()
+"""Backends whose target is started and not yet closed (see :func:`close_all`)."""
+
+
+def close_all() -> None:
+    """Stop every target still running: what ``forkshare verify`` does on Ctrl-C, when an
+    interrupted run may not have reached its teardown."""
+    for backend in list(_RUNNING):
+        backend.close()
 
 
 def _family(role: Role) -> Role:

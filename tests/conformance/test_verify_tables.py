@@ -4,7 +4,6 @@ model's tables (STYLE.md rule 2), and it decides by checks, not by catching look
 from __future__ import annotations
 
 import ast
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ def test_the_diagnosis_tries_every_unsafe_variant_that_fits_the_claimed_mode(mod
     config = Config(mode=mode)
     tried = [(alternative, prop) for alternative, prop, _ in alternatives(config)]
     expected = [
-        (replace(variant.apply(config), mode=mode), variant.expected)
+        (variant.apply_to(config), variant.expected)
         for variant in VARIANTS.values()
         if variant.fits(mode)
     ]
@@ -70,3 +69,8 @@ def test_no_verifier_module_decides_by_catching_a_lookup_or_assertion_error() ->
         if isinstance(node, ast.ExceptHandler) and _caught(node) & {"LookupError", "AssertionError"}
     ]
     assert offenders == []
+
+
+def test_an_orphans_serve_claim_is_not_second_guessed_by_the_diagnosis() -> None:
+    claimed = Config(mode=Mode.EXCLUSIVE, parent_death=ParentDeath.ORPHANS_SERVE)
+    assert "orphans_exit_with_master" not in [prop for _, prop, _ in alternatives(claimed)]
