@@ -148,7 +148,7 @@ def _is_waiting_on(rules: Rules, record: Record, sid: int, listener: Record) -> 
     if _is_barred_orphan(rules, record):
         return False
     if rules.mode_passfd:
-        return record[P_ROLE] == MASTER and record[P_SHUTDOWN] == NO_SHUTDOWN
+        return bool(record[P_ROLE] == MASTER and record[P_SHUTDOWN] == NO_SHUTDOWN)
     if record[P_ROLE] != WORKER:
         return False
     if rules.mode_mutex:
@@ -196,8 +196,18 @@ def _exited(state: Compact, index: int, usage: tuple[int, ...], abandon: bool) -
             fate = ABANDONED if abandon and c[C_REQUESTED] else RESET
             conns[cid] = (fate, c[C_LISTENER], 0, *c[C_OWNER + 1 :])
         connections = tuple(conns)
-    dead = (*r[:P_PHASE], DEAD, False, *r[P_QUIT:P_HOLDS_MUTEX], False, r[P_MUTEX_WORD],
-            r[P_ORPHAN_ACCEPTS], (), (), *r[P_SHUTDOWN:])  # fmt: skip
+    dead = (
+        *r[:P_PHASE],
+        DEAD,
+        False,
+        *r[P_QUIT:P_HOLDS_MUTEX],
+        False,
+        r[P_MUTEX_WORD],
+        r[P_ORPHAN_ACCEPTS],
+        (),
+        (),
+        *r[P_SHUTDOWN:],
+    )
     return replaced(processes, index, dead, state[S_LISTENERS], connections, state[S_MUTEX], usage)
 
 
@@ -333,16 +343,30 @@ def stop_worker(rules: Rules, state: Compact, out: Successors) -> None:
         return
     for index, r in enumerate(state[S_PROCESSES]):
         if r[P_ROLE] == WORKER and r[P_PHASE] != DEAD and not r[P_STOPPED]:
-            succ = _with_process(state, index, with_field(r, P_STOPPED, True), state[S_LISTENERS],
-                                 state[S_CONNECTIONS], state[S_MUTEX], _used(usage, U_STOPS))  # fmt: skip
+            succ = _with_process(
+                state,
+                index,
+                with_field(r, P_STOPPED, True),
+                state[S_LISTENERS],
+                state[S_CONNECTIONS],
+                state[S_MUTEX],
+                _used(usage, U_STOPS),
+            )
             out.append(("stop_worker", (index + 1,), succ))
 
 
 def continue_worker(rules: Rules, state: Compact, out: Successors) -> None:
     for index, r in enumerate(state[S_PROCESSES]):
         if r[P_ROLE] == WORKER and r[P_STOPPED]:
-            succ = _with_process(state, index, with_field(r, P_STOPPED, False), state[S_LISTENERS],
-                                 state[S_CONNECTIONS], state[S_MUTEX], state[S_USAGE])  # fmt: skip
+            succ = _with_process(
+                state,
+                index,
+                with_field(r, P_STOPPED, False),
+                state[S_LISTENERS],
+                state[S_CONNECTIONS],
+                state[S_MUTEX],
+                state[S_USAGE],
+            )
             out.append(("continue_worker", (index + 1,), succ))
 
 
@@ -475,8 +499,14 @@ def _spawn_into(rules: Rules, state: Compact, pid: int, slot: int) -> list[Compa
                 fds = tuple([sid for sid in fds if sid in keep])
             record = new_process(WORKER, pid, generation, slot, fds)
             successors.append(
-                inserted(state[S_PROCESSES], record, state[S_LISTENERS], state[S_CONNECTIONS],
-                         state[S_MUTEX], state[S_USAGE])  # fmt: skip
+                inserted(
+                    state[S_PROCESSES],
+                    record,
+                    state[S_LISTENERS],
+                    state[S_CONNECTIONS],
+                    state[S_MUTEX],
+                    state[S_USAGE],
+                )
             )
             continue
         draft = Draft(state)
@@ -560,8 +590,15 @@ def _accepted(rules: Rules, state: Compact, index: int, sid: int) -> Compact:
     lsts = (*listeners[:sid], with_field(listener, L_QUEUE, rest), *listeners[sid + 1 :])
     r = processes[index]
     conn = connections[cid]
-    accepted = (ACCEPTED, conn[C_LISTENER], index + 1, conn[C_ACCEPTS] + 1, r[P_ROLE] == MASTER,
-                conn[C_REQUESTED], woken)  # fmt: skip
+    accepted = (
+        ACCEPTED,
+        conn[C_LISTENER],
+        index + 1,
+        conn[C_ACCEPTS] + 1,
+        r[P_ROLE] == MASTER,
+        conn[C_REQUESTED],
+        woken,
+    )
     conns = (*connections[:cid], accepted, *connections[cid + 1 :])
     owner = with_field(r, P_OWNED, tuple(sorted((*r[P_OWNED], cid))))
     if r[P_ROLE] == WORKER and r[P_PARENT] == 0:  # an orphan accepts (twin of _count_orphan_accept)
@@ -583,8 +620,15 @@ def acquire_mutex(rules: Rules, state: Compact, out: Successors) -> None:
             and not _is_barred_orphan(rules, r)
         ):
             holder = with_fields(r, {P_HOLDS_MUTEX: True, P_MUTEX_WORD: True})
-            succ = _with_process(state, index, holder, state[S_LISTENERS], state[S_CONNECTIONS],
-                                 index + 1, state[S_USAGE])  # fmt: skip
+            succ = _with_process(
+                state,
+                index,
+                holder,
+                state[S_LISTENERS],
+                state[S_CONNECTIONS],
+                index + 1,
+                state[S_USAGE],
+            )
             out.append(("acquire_mutex", (index + 1,), succ))
 
 
@@ -672,8 +716,15 @@ def receive_listeners(rules: Rules, state: Compact, out: Successors) -> None:
         if master is None or not _can_command(master) or not master[P_FDS]:
             continue
         record = with_field(r, P_FDS, master[P_FDS])
-        succ = _with_process(state, index, record, state[S_LISTENERS], state[S_CONNECTIONS],
-                             state[S_MUTEX], state[S_USAGE])  # fmt: skip
+        succ = _with_process(
+            state,
+            index,
+            record,
+            state[S_LISTENERS],
+            state[S_CONNECTIONS],
+            state[S_MUTEX],
+            state[S_USAGE],
+        )
         out.append(("receive_listeners", (index + 1,), succ))
 
 
@@ -713,8 +764,14 @@ def spawn_helper(rules: Rules, state: Compact, out: Successors) -> None:
         if _can_command(r):
             fds = () if rules.helpers_close else r[P_FDS]
             record = new_process(HELPER, pid, r[P_GENERATION], -1, fds)
-            succ = inserted(state[S_PROCESSES], record, state[S_LISTENERS], state[S_CONNECTIONS],
-                            state[S_MUTEX], _used(state[S_USAGE], U_HELPERS))  # fmt: skip
+            succ = inserted(
+                state[S_PROCESSES],
+                record,
+                state[S_LISTENERS],
+                state[S_CONNECTIONS],
+                state[S_MUTEX],
+                _used(state[S_USAGE], U_HELPERS),
+            )
             out.append(("spawn_helper", (pid,), succ))
 
 
@@ -797,7 +854,11 @@ def _reaped(rules: Rules, state: Compact, index: int) -> Compact | None:
     one (so its record keeps its place); None otherwise."""
     processes = state[S_PROCESSES]
     r = processes[index]
-    if r[P_ROLE] == MASTER or r[P_PARENT] != 1 or (len(processes) > 1 and processes[1][P_ROLE] == MASTER):
+    if (
+        r[P_ROLE] == MASTER
+        or r[P_PARENT] != 1
+        or (len(processes) > 1 and processes[1][P_ROLE] == MASTER)
+    ):
         return None
     master = processes[0]
     mutex = state[S_MUTEX]
@@ -807,7 +868,9 @@ def _reaped(rules: Rules, state: Compact, index: int) -> Compact | None:
     if crashed and not rules.respawn and master[P_SHUTDOWN] == NO_SHUTDOWN:
         abandoned = tuple(sorted({*master[P_ABANDONED], r[P_SLOT]}))
         processes = (with_field(master, P_ABANDONED, abandoned), *processes[1:])
-    return removed(processes, index, state[S_LISTENERS], state[S_CONNECTIONS], mutex, state[S_USAGE])
+    return removed(
+        processes, index, state[S_LISTENERS], state[S_CONNECTIONS], mutex, state[S_USAGE]
+    )
 
 
 def exit_master(rules: Rules, state: Compact, out: Successors) -> None:

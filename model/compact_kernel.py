@@ -60,8 +60,24 @@ def with_fields(record: Record, changes: dict[int, object]) -> Record:
 
 def new_process(role: int, parent: int, generation: int, slot: int, fds: tuple[int, ...]) -> Record:
     """A running process record with every flag at its default (``Process``'s defaults)."""
-    return (role, parent, generation, slot, RUNNING, False, False, False, False, False, False, 0,
-            fds, (), NO_SHUTDOWN, ())  # fmt: skip
+    return (
+        role,
+        parent,
+        generation,
+        slot,
+        RUNNING,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+        0,
+        fds,
+        (),
+        NO_SHUTDOWN,
+        (),
+    )
 
 
 def new_listener(port: int, reuseport: bool, slot: int, by_master: bool, backlog: int) -> Record:
@@ -224,7 +240,7 @@ class Draft:
     def has_room(self, sid: int) -> bool:
         """Twin of ``has_room`` (K13)."""
         listener = self.listeners[sid]
-        return len(listener[L_QUEUE]) <= listener[L_BACKLOG]
+        return bool(len(listener[L_QUEUE]) <= listener[L_BACKLOG])
 
     def enqueue(self, cid: int) -> None:
         """Twin of ``enqueue``: the connection joins the tail of its listener's queue."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +31,16 @@ from forkshare.model.actions import ACTIONS
 from forkshare.model.compact_actions import TWINS, Successors
 from forkshare.model.compact_invariants import CHECKS, READS
 from forkshare.model.compact_rules import Rules
-from forkshare.model.compact_state import C_WAKEUPS, S_CONNECTIONS, S_LISTENERS, Compact, decode
+from forkshare.model.compact_state import (
+    C_WAKEUPS,
+    S_CONNECTIONS,
+    S_LISTENERS,
+    S_MUTEX,
+    S_PROCESSES,
+    S_USAGE,
+    Compact,
+    decode,
+)
 from forkshare.model.compact_symmetry import canonical_of
 from forkshare.model.config import Config
 from forkshare.model.invariants import INVARIANTS
@@ -43,7 +51,8 @@ Step = tuple[str, tuple[int, ...]]
 Progress = Callable[[int, int], None]
 Check = Callable[[Rules, Compact], bool]
 
-_REMEMBERED = (S_CONNECTIONS, S_LISTENERS)
+_VARIED = frozenset({S_PROCESSES})
+_EVERYTHING = frozenset({S_PROCESSES, S_LISTENERS, S_CONNECTIONS, S_MUTEX, S_USAGE})
 
 AUDIT_EVERY = 512
 """By default, one expanded state in this many is re-expanded with the model's own actions."""
@@ -65,16 +74,21 @@ class Expander:
         ]
         applicable = [inv for inv in INVARIANTS.values() if inv.applies(config)]
         self.checks: list[tuple[str, Check]] = [
-            (inv.name, CHECKS.get(inv.name) or _model_check(inv.name, config))
-            for inv in applicable
+            (inv.name, CHECKS.get(inv.name) or _model_check(inv.name, config)) for inv in applicable
         ]
-        self.remembered: list[tuple[int, list[tuple[str, Check]], dict[object, list[str]]]] = [
-            (part, [(n, c) for n, c in self.checks if READS.get(n) == {part}], {})
-            for part in _REMEMBERED
+        groups: dict[tuple[int, ...], list[tuple[str, Check]]] = {}
+        self.direct: list[tuple[str, Check]] = []
+        for name, check in self.checks:
+            parts = READS.get(name, _EVERYTHING)
+            if parts & _VARIED:  # the processes vary almost as much as the state: compute
+                self.direct.append((name, check))
+            else:
+                groups.setdefault(tuple(sorted(parts)), []).append((name, check))
+        self.remembered: list[
+            tuple[tuple[int, ...], list[tuple[str, Check]], dict[object, list[str]]]
         ]
-        self.direct = [
-            (n, c) for n, c in self.checks if not any(READS.get(n) == {p} for p in _REMEMBERED)
-        ]
+        self.remembered = [(parts, checks, {}) for parts, checks in groups.items()]
+        """Checks grouped by the parts they read, with their verdicts by those parts' values."""
 
     def successors(self, state: Compact) -> Successors:
         """Every ``(action, arguments, canonical successor)`` of ``state``, in the order the model's
@@ -86,12 +100,15 @@ class Expander:
         return out
 
     def violated(self, state: Compact) -> list[str]:
-        """Names of the applicable invariants that fail in ``state`` (checks that read only the
-        connections, or only the listeners, are remembered by that part's value)."""
+        """Names of the applicable invariants that fail in ``state``. A check that does not read
+        the processes is remembered by the value of the parts it reads
+        (:data:`~forkshare.model.compact_invariants.READS`): few distinct connection or listener
+        tuples occur, so it is computed once for each. (Checks that read the processes are
+        computed every time: hashing the processes costs about as much as checking them.)"""
         rules = self.rules
         failed: list[str] = []
-        for part, checks, memory in self.remembered:
-            key = state[part]
+        for parts, checks, memory in self.remembered:
+            key = state[parts[0]] if len(parts) == 1 else tuple([state[p] for p in parts])
             verdict = memory.get(key)
             if verdict is None:
                 verdict = memory[key] = [name for name, check in checks if not check(rules, state)]
@@ -199,7 +216,7 @@ def search(
                 if max_states is not None and len(level.parents) >= max_states:
                     found.complete = False
                     break
-                level.expand(state, level.add)
+                level.expand(state)
                 if progress is not None and len(level.parents) % 5000 < 50:
                     progress(len(level.parents), len(level.frontier))
             if not found.complete:
@@ -252,10 +269,10 @@ def path_to(state: Compact, link_of: Callable[[Compact], Link]) -> list[tuple[St
 class Level:
     """The states one search process owns, and the next breadth-first level of them.
 
-    :meth:`expand` lists a state's successors; each one this process owns is passed to
-    :meth:`add` (the parallel search passes the others to their owners instead), which keeps it if
-    it is new: it remembers how it was reached, checks its invariants, and queues it for the next
-    level.
+    :meth:`expand` lists a state's successors and passes each new one to :meth:`add`, which
+    remembers how it was reached, checks its invariants, and queues it for the next level (the
+    parallel search adds only the successors this process owns, and sends the others to their
+    owners).
     """
 
     def __init__(self, expander: Expander, audit_every: int) -> None:
@@ -291,19 +308,25 @@ class Level:
             if name not in self.first_violations:
                 self.first_violations[name] = (self.depth, state)
 
-    def expand(self, state: Compact, deliver: Callable[[Compact, Link], None]) -> None:
-        """Hand every successor of ``state`` to ``deliver`` with the link that reaches it."""
+    def successors(self, state: Compact) -> Successors:
+        """Every successor of ``state`` (auditing a sample), counted as transitions and fired
+        actions."""
         if self.expanded % self.audit_every == 0:
             self.expander.audit(state)
         self.expanded += 1
         out = self.expander.successors(state)
         self.transitions += len(out)
         fired = self.fired
-        parents = self.parents
-        for name, args, succ in out:
+        for name, _, _ in out:
             fired[name] = fired.get(name, 0) + 1
+        return out
+
+    def expand(self, state: Compact) -> None:
+        """Keep every new successor of ``state``."""
+        parents = self.parents
+        for name, args, succ in self.successors(state):
             if succ not in parents:
-                deliver(succ, (state, (name, args)))
+                self.add(succ, (state, (name, args)))
 
     def report(self, found: Search) -> None:
         """Copy this process's counts into ``found``."""

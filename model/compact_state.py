@@ -64,12 +64,21 @@ Record = tuple[Any, ...]
 Compact = tuple[tuple[Record, ...], tuple[Record, ...], tuple[Record, ...], int, tuple[int, ...]]
 """A whole compact state: ``(processes, listeners, connections, mutex, usage)``."""
 Parts = tuple[
-    tuple[int, ...], tuple[Record, ...], tuple[Record, ...], tuple[Record, ...], int, tuple[int, ...]
+    tuple[int, ...],
+    tuple[Record, ...],
+    tuple[Record, ...],
+    tuple[Record, ...],
+    int,
+    tuple[int, ...],
 ]
 """A state before renaming: ``(pids, processes, listeners, connections, mutex, usage)``, the
 processes in increasing pid order, ``pids[k]`` the pid of ``processes[k]``."""
 
-S_PROCESSES, S_LISTENERS, S_CONNECTIONS, S_MUTEX, S_USAGE = range(5)
+S_PROCESSES: Final = 0
+S_LISTENERS: Final = 1
+S_CONNECTIONS: Final = 2
+S_MUTEX: Final = 3
+S_USAGE: Final = 4
 
 
 def _ranked(enum: type[Role] | type[Phase] | type[Shutdown] | type[Fate]) -> tuple[Any, ...]:

@@ -80,9 +80,9 @@ def canonical_form(
         parent = r[P_PARENT]
         if parent and parent != master:
             return _general(pids, processes, listeners, connections, mutex, usage)
-    if pids == IDENTITY[count] and order == _UNMOVED[count]:
-        if (not mutex or mutex <= count + 1) and _owners_are_kept(connections, count):
-            return (processes, listeners, connections, mutex, usage)
+    unmoved = pids == IDENTITY[count] and order == _UNMOVED[count]
+    if unmoved and (not mutex or mutex <= count + 1) and _owners_are_kept(connections, count):
+        return (processes, listeners, connections, mutex, usage)
     renaming = {pids[index]: new for new, index in enumerate(order, 1)}
     return (
         tuple([processes[index] for index in order]),
@@ -169,10 +169,7 @@ def _masters(processes: tuple[Record, ...]) -> int:
 
 
 def _parents_are_masters(processes: tuple[Record, ...], masters: int) -> bool:
-    for r in processes:
-        if r[P_PARENT] > masters:
-            return False
-    return True
+    return all(r[P_PARENT] <= masters for r in processes)
 
 
 def _shifted(
@@ -182,9 +179,7 @@ def _shifted(
     if any(c[C_OWNER] in rename for c in connections):
         connections = tuple(
             [
-                (*c[:C_OWNER], rename[c[C_OWNER]], *c[C_OWNER + 1 :])
-                if c[C_OWNER] in rename
-                else c
+                (*c[:C_OWNER], rename[c[C_OWNER]], *c[C_OWNER + 1 :]) if c[C_OWNER] in rename else c
                 for c in connections
             ]
         )
@@ -215,7 +210,12 @@ def replaced(
         rename = {pid: pid + 1 for pid in range(new + 1, index + 1)}
     elif index + 1 < count and processes[index + 1] < record:
         new = bisect_left(processes, record, index + 1, count) - 1
-        ordered = (*processes[:index], *processes[index + 1 : new + 1], record, *processes[new + 1 :])
+        ordered = (
+            *processes[:index],
+            *processes[index + 1 : new + 1],
+            record,
+            *processes[new + 1 :],
+        )
         rename = {pid: pid - 1 for pid in range(index + 2, new + 2)}
     else:
         changed = (*processes[:index], record, *processes[index + 1 :])

@@ -29,6 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -90,10 +91,8 @@ class _Peers:
     def fail(self, error: BaseException) -> None:
         """Tell every peer that this process failed."""
         for pipe in self.pipes.values():
-            try:
+            with suppress(OSError):
                 pipe.send(("error", f"{type(error).__name__}: {error}"))
-            except OSError:
-                pass
 
 
 def parallel_search(
@@ -128,7 +127,9 @@ def parallel_search(
     own = {j: ends[0, j] for j in range(1, processes)}
     peers = _Peers(0, own, lambda k: children[k].is_alive())
     try:
-        found = _coordinate(config, peers, processes, max_states, progress, audit_every, keep_states)
+        found = _coordinate(
+            config, peers, processes, max_states, progress, audit_every, keep_states
+        )
     finally:
         for pipe in own.values():
             pipe.close()
@@ -154,7 +155,7 @@ def _coordinate(
         complete, sent = _run(level, peers, processes, max_states, progress)
         found = Search(complete=complete)
         level.report(found)
-        reports = peers.trade({j: ("report", None) for j in peers.pipes})
+        reports = peers.trade(dict.fromkeys(peers.pipes, ("report", None)))
         for report in reports.values():
             _merge(found, report)
         firsts = dict(level.first_violations)
@@ -177,9 +178,9 @@ def _coordinate(
         found.paths = {name: path_to(state, link_of) for name, (_, state) in firsts.items()}
         if keep_states:
             found.reachable = list(level.parents)
-            for states in peers.trade({j: ("states", None) for j in peers.pipes}).values():
+            for states in peers.trade(dict.fromkeys(peers.pipes, ("states", None))).values():
                 found.reachable.extend(states)
-        peers.trade({j: ("stop", None) for j in peers.pipes})
+        peers.trade(dict.fromkeys(peers.pipes, ("stop", None)))
     return found
 
 
@@ -242,7 +243,7 @@ def _answer(level: Level, sent: dict[Compact, Link], peers: _Peers) -> bool:
     else:
         reply = None
     peers.pipes[0].send(("ok", reply))
-    return kind != "stop"
+    return bool(kind != "stop")
 
 
 def _run(
@@ -259,20 +260,21 @@ def _run(
     if hash(root) % processes == me:
         level.add(root, None)
     sent: dict[Compact, Link] = {}
+    outboxes: dict[int, list[Compact]] = {j: [] for j in peers.pipes}
+    parents = level.parents
     while True:
         frontier = level.take_frontier()
-        outboxes: dict[int, list[Compact]] = {j: [] for j in peers.pipes}
-
-        def deliver(state: Compact, link: Link) -> None:
-            owner = hash(state) % processes
-            if owner == me:
-                level.add(state, link)
-            elif state not in sent:
-                sent[state] = link
-                outboxes[owner].append(state)
-
+        for outbox in outboxes.values():
+            outbox.clear()
         for state in frontier:
-            level.expand(state, deliver)
+            for name, args, succ in level.successors(state):
+                owner = hash(succ) % processes
+                if owner == me:
+                    if succ not in parents:
+                        level.add(succ, (state, (name, args)))
+                elif succ not in sent:
+                    sent[succ] = (state, (name, args))
+                    outboxes[owner].append(succ)
         for sender, batch in peers.trade(outboxes).items():
             for state in batch:
                 level.add(state, sender)
