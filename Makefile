@@ -8,18 +8,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := cli model impl proofs conformance conformance/observe conformance/strace conformance/verify \
-	conformance/verify/profiles
+	conformance/verify/profiles conformance/verify/targets
 PROFILE ?= $(if $(CI),ci,dev)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck docs docs-po bench install system-packages clean help
+.PHONY: demo test lint typecheck docs docs-po pictures bench install system-packages clean help
 
 help:
-	@echo "make demo       explore the model in every mode and print every unsafe design's counterexample"
+	@echo "make demo       the guided tour: how the workers share the master's socket, live (under a minute)"
 	@echo "make test       the whole test suite (Hypothesis profile: $(PROFILE); set PROFILE=thorough for more)"
 	@echo "make lint       ruff and mypy --strict"
 	@echo "make docs       build the Sphinx docs with -W -n: English (docs/_build/html), Japanese (docs/_build/html/ja)"
 	@echo "make docs-po    refresh the Japanese gettext catalogs after the English text changed"
+	@echo "make pictures   redraw the docs' pictures of what is shared, from live servers (docs/_static/pictures)"
 	@echo "make bench      explorer states/s, proof suite time, server requests/s"
 	@echo "make system-packages  install the missing Debian packages of .ci/system-packages.toml"
 	@echo "                (demo and test run it first; as root it runs apt-get, else it names them)"
@@ -38,8 +39,10 @@ install: $(STAMP)
 system-packages:
 	@$(PYTHON) .ci/ensure_system_packages.py
 
+# The tour: the reference server's system calls, the kernel objects it shares, who accepts,
+# a counterexample, the proofs and a short verify (forkshare demo; LANG=ja_JP.UTF-8 for Japanese).
 demo: system-packages $(STAMP)
-	$(BIN)/forkshare explore --all
+	$(BIN)/forkshare demo
 
 test: system-packages $(STAMP)
 	$(BIN)/python -m pytest --hypothesis-profile=$(PROFILE) $(PYTEST_ARGS)
@@ -50,7 +53,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p forkshare
 	$(BIN)/mypy tests
-	$(BIN)/mypy .ci/ensure_system_packages.py
+	$(BIN)/mypy .ci/ensure_system_packages.py docs/pictures/make_pictures.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy -p forkshare
@@ -66,6 +69,11 @@ docs: $(STAMP)
 docs-po: $(STAMP)
 	$(BIN)/sphinx-build -q -b gettext -d docs/_build/doctrees/gettext docs docs/_build/gettext
 	$(BIN)/sphinx-intl update -p docs/_build/gettext -d docs/locale -l ja --no-obsolete -w 100
+
+# The SVGs of docs/_static/pictures, drawn from live servers (the reference server in three modes,
+# nginx); commit them after a change to the picture or to a server's sharing.
+pictures: $(STAMP)
+	$(BIN)/python docs/pictures/make_pictures.py
 
 bench: $(STAMP)
 	$(BIN)/forkshare bench

@@ -26,6 +26,10 @@ class SubCommand:
 
 
 SUBCOMMANDS: dict[str, SubCommand] = {
+    "demo": SubCommand(
+        "forkshare.demo",
+        "a guided tour: how the workers share the master's socket, live (what make demo runs)",
+    ),
     "explore": SubCommand(
         "forkshare.explore", "exhaustively explore the model and check every invariant"
     ),

@@ -38,16 +38,18 @@ Discussion:
     This rules out a server whose workers die with their master (PR_SET_PDEATHSIG) when that
     master exits before them on a graceful stop: its requests in hand are lost.
 
-    *A master in passfd mode holds at most one undelivered connection.* Node's primary queues
-    handles without bound; one is enough to show every interleaving of accept and hand-off, and it
-    keeps the state space finite.
+    *A master in passfd mode holds any number of undelivered connections.* Node's primary keeps
+    its copy of each handle it sent until the worker acknowledges it, and sends more to other
+    workers meanwhile (a stopped worker's handles wait in its channel). The connection budget
+    keeps the state space finite. A handle in flight to a stopped worker when the primary dies
+    is not modelled (it outlives the primary in the channel until the worker resumes).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from forkshare.model.config import Config, Mode, ParentDeath
+from forkshare.model.config import Config, Mode
 from forkshare.model.kernel import (
     arrive,
     bind_conflicts,
@@ -62,6 +64,7 @@ from forkshare.model.kernel import (
     put_process,
     remove_process,
 )
+from forkshare.model.observation import is_silently_dropped
 from forkshare.model.state import (
     Connection,
     Fate,
@@ -80,14 +83,17 @@ from forkshare.model.table import Action, Kind, Param
 
 
 def has_capacity(config: Config, state: System, proc: Process) -> bool:
-    """True when ``proc`` serves fewer connections than it may (a master hands off one at a time)."""
-    limit = 1 if proc.is_master else config.worker_connections
-    return len(state.owned(proc.pid)) < limit
+    """True when ``proc`` serves fewer connections than it may (a passfd master keeps a copy of
+    every connection it handed off until the worker acknowledges it: any number)."""
+    if proc.is_master:
+        return True
+    return len(state.owned(proc.pid)) < config.worker_connections
 
 
 def is_barred_orphan(config: Config, state: System, proc: Process) -> bool:
-    """True for an orphan that may accept nothing: its workers notice the master's death at once."""
-    return config.orphans_accept_nothing and state.is_orphan(proc)
+    """True for an orphan that may accept nothing: workers notice the master's death at once,
+    and it was not told to stop before (a told worker may take one more before acting, F8)."""
+    return config.orphans_accept_nothing and state.is_orphan(proc) and not proc.quit_requested
 
 
 def defer_choices(config: Config) -> tuple[bool, ...]:
@@ -214,9 +220,11 @@ def connect(config: Config, state: System) -> tuple[System, ...]:
 
 
 def can_send_request(config: Config, state: System, cid: int) -> bool:
-    """The client is connected (held back, queued or accepted) and has not sent its request yet."""
+    """The client believes it is connected (held back, queued, accepted, or silently dropped
+    while held back, K19) and has not sent its request yet."""
     conn = state.connection(cid)
-    return conn.fate in (Fate.DEFERRED, Fate.QUEUED, Fate.ACCEPTED) and not conn.requested
+    waiting = conn.fate in (Fate.DEFERRED, Fate.QUEUED, Fate.ACCEPTED)
+    return (waiting or is_silently_dropped(conn)) and not conn.requested
 
 
 def send_request(config: Config, state: System, cid: int) -> tuple[System, ...]:
@@ -339,22 +347,28 @@ def fast_shutdown(config: Config, state: System, pid: int) -> tuple[System, ...]
 
 
 def can_kill_stragglers(config: Config, state: System, pid: int) -> bool:
-    """A master stopping fast still has live workers (stopped ones ignored its TERM)."""
+    """A master stopping fast still has live workers (stopped ones ignored its TERM), or one
+    stopping gracefully has a stopped worker (which cannot finish: its graceful timeout)."""
     proc = state.live(pid, Role.MASTER)
-    return (
-        proc is not None
-        and proc.shutdown is Shutdown.FAST
-        and any(c.is_worker and c.is_alive for c in state.children(pid))
-    )
+    return proc is not None and bool(_stragglers(state, proc))
 
 
 def kill_stragglers(config: Config, state: System, pid: int) -> tuple[System, ...]:
-    """nginx's escalation: TERM is re-sent with a doubling delay, then SIGKILL, which even a
-    stopped worker cannot ignore."""
-    for child in state.children(pid):
-        if child.is_worker and child.is_alive:
-            state = exit_process(state, child.pid)
+    """The escalation: nginx re-sends TERM with a doubling delay, then SIGKILL, which even a
+    stopped worker cannot ignore; a graceful stop's timeout (nginx worker_shutdown_timeout,
+    gunicorn graceful_timeout) kills the workers that could not finish."""
+    for child in _stragglers(state, _process(state, pid)):
+        state = exit_process(state, child.pid)
     return (state,)
+
+
+def _stragglers(state: System, master: Process) -> tuple[Process, ...]:
+    live = [c for c in state.children(master.pid) if c.is_worker and c.is_alive]
+    if master.shutdown is Shutdown.FAST:
+        return tuple(live)
+    if master.shutdown is Shutdown.GRACEFUL:
+        return tuple(c for c in live if c.stopped)
+    return ()
 
 
 def can_upgrade(config: Config, state: System, pid: int) -> bool:
@@ -569,7 +583,7 @@ def accept(config: Config, state: System, pid: int, sid: int) -> tuple[System, .
 
 
 def _count_orphan_accept(state: System, proc: Process) -> System:
-    if not state.is_orphan(proc):
+    if not state.is_orphan(proc) or proc.quit_requested:
         return state
     current = _process(state, proc.pid)
     return put_process(state, replace(current, orphan_accepts=current.orphan_accepts + 1))
@@ -718,12 +732,9 @@ def can_exit_worker(config: Config, state: System, pid: int) -> bool:
 
 
 def _notices_master_death(config: Config, state: System, proc: Process) -> bool:
-    """An orphan under workers-exit that may leave now: untold, or its master was SIGKILLed."""
-    return (
-        config.parent_death is ParentDeath.WORKERS_EXIT
-        and state.is_orphan(proc)
-        and (not proc.quit_requested or proc.master_killed)
-    )
+    """An orphan that may leave now: untold, or its master was SIGKILLed. Under orphans-serve it
+    may as well: that policy allows orphans to keep serving, it does not require it."""
+    return state.is_orphan(proc) and (not proc.quit_requested or proc.master_killed)
 
 
 def exit_worker(config: Config, state: System, pid: int) -> tuple[System, ...]:

@@ -247,3 +247,22 @@ def replay(config: Config, path: list[tuple[Step, System]]) -> tuple[TraceStep, 
             raise AssertionError(f"replay diverged at {name}{args}")
         steps.append(TraceStep(name, real_args, concrete))
     return tuple(steps)
+
+
+def reaches(config: Config, target: System, *, max_states: int = 200_000) -> bool:
+    """True when a breadth-first exploration from :func:`initial_state` meets ``target`` (up to
+    renaming of processes) within ``max_states`` states."""
+    goal, _ = canonical(target)
+    root, _ = canonical(initial_state())
+    seen = {root}
+    frontier: deque[System] = deque([root])
+    while frontier and len(seen) < max_states:
+        state = frontier.popleft()
+        if state == goal:
+            return True
+        for _, succ in successors(config, state):
+            key, _ = canonical(succ)
+            if key not in seen:
+                seen.add(key)
+                frontier.append(key)
+    return goal in seen

@@ -218,7 +218,9 @@ def arrive(state: System, cid: int, listener: Listener, *, deferred: bool = Fals
     if not has_room(listener):
         return put_connection(state, Connection(cid=cid, fate=Fate.DROPPED, listener=-1))
     if deferred:
-        return put_connection(state, Connection(cid=cid, fate=Fate.DEFERRED, listener=listener.sid))
+        return put_connection(
+            state, Connection(cid=cid, fate=Fate.DEFERRED, listener=listener.sid, held_back=True)
+        )
     return enqueue(state, Connection(cid=cid, fate=Fate.QUEUED, listener=listener.sid))
 
 
@@ -226,4 +228,4 @@ def enqueue(state: System, conn: Connection) -> System:
     """``conn`` joins the tail of its listener's accept queue (accept() is FIFO, E1)."""
     listener = state.listener(conn.listener)
     state = put_listener(state, replace(listener, queue=(*listener.queue, conn.cid)))
-    return put_connection(state, replace(conn, fate=Fate.QUEUED))
+    return put_connection(state, replace(conn, fate=Fate.QUEUED, held_back=False))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from forkshare.model.config import Config, Mode
 from forkshare.model.invariants import INVARIANTS
@@ -94,6 +95,19 @@ def _first_parent(history: History, pid: int) -> int:
         if proc is not None:
             return proc.parent
     return 0
+
+
+def _was_told_to_stop(history: History, pid: int) -> bool:
+    """True when ``pid`` was alive when its master got a graceful stop or a reload."""
+    master = _first_parent(history, pid)
+    for earlier, moment in pairwise(history):
+        step = moment.step
+        if step is None or step[0] not in ("graceful_shutdown", "reload") or step[1][0] != master:
+            continue
+        proc = _process(earlier.view, pid)
+        if proc is not None and proc.alive:
+            return True
+    return False
 
 
 def _is_running_master(view: Observation, history: History, pid: int) -> bool:
@@ -168,10 +182,10 @@ def lost_queued_connections(config: Config, history: History) -> str | None:
     lost = [
         c.cid
         for c in after.clients
-        if c.outcome == Outcome.RESET
-        and (old := _client(before, c.cid)) is not None
+        if (old := _client(before, c.cid)) is not None
         and old.outcome == Outcome.PENDING
         and old.owner == 0
+        and (c.outcome in _ENDED or (c.outcome == Outcome.PENDING and old.listener in closed))
     ]
     running = [
         p.pid
@@ -246,11 +260,13 @@ def _listens_after_all_gone(view: Observation) -> bool:
 
 
 def orphan_accepts(config: Config, history: History) -> str | None:
-    """``orphans_exit_with_master``: a worker whose master is gone accepts a connection."""
+    """``orphans_exit_with_master``: a worker whose master is gone accepts a connection, and it
+    had not been told to stop before (a told worker may take one more, F8)."""
     before, after = _pair(history)
     for client, owner in _newly_accepted(before, after):
         proc = _process(after, owner)
-        if proc is not None and proc.role is Role.WORKER and proc.parent == 0:
+        told = _was_told_to_stop(history, owner)
+        if proc is not None and proc.role is Role.WORKER and proc.parent == 0 and not told:
             master = _first_parent(history, owner)
             return (
                 f"worker {owner} accepted conn{client.cid} after its master {master} died "
@@ -260,14 +276,50 @@ def orphan_accepts(config: Config, history: History) -> str | None:
 
 
 def master_accepts(config: Config, history: History) -> str | None:
-    """``master_never_accepts``: a master accepts a connection in a mode where workers do."""
+    """``master_never_accepts``: a master accepts a connection in a mode where workers do —
+    seen holding it, or the only process that could have taken a waiting client that ended
+    without a response while no worker could take it (each stopped or busy) and its listener
+    stayed open."""
     if config.mode is Mode.PASSFD:
         return None
     before, after = _pair(history)
     for client, owner in _newly_accepted(before, after):
         if _role(after, owner) is Role.MASTER:
             return f"master {owner} accepted conn{client.cid} itself ({config.mode.value} mode)"
+    return _taken_while_no_worker_could(config, before, after)
+
+
+def _taken_while_no_worker_could(
+    config: Config, before: Observation, after: Observation
+) -> str | None:
+    if _closed_listeners(before, after) or _some_worker_could_take(config, before, after):
+        return None
+    masters = [p.pid for p in before.processes if p.role is Role.MASTER and p.alive and p.holds]
+    listening = {lst.sid for lst in before.listeners if lst.listening}
+    for client in after.clients:
+        old = _client(before, client.cid)
+        if old is None or old.outcome != Outcome.PENDING or old.owner:
+            continue
+        if old.listener != -1 and old.listener not in listening:
+            continue  # dropped with its listener earlier; it finds out only now (K19)
+        if client.outcome in _ENDED and masters:
+            return (
+                f"conn{client.cid} waited in the accept queue while no worker could take it "
+                f"(each stopped or busy), then ended without a response, its listener still "
+                f"open: master {_names(masters)}, the other process holding it, took it"
+            )
     return None
+
+
+def _some_worker_could_take(config: Config, *views: Observation) -> bool:
+    """A running worker with room for one more connection, in any of ``views``."""
+    for view in views:
+        owned = [c.owner for c in view.clients if c.outcome == Outcome.PENDING and c.owner]
+        for proc in view.processes:
+            running = proc.role is Role.WORKER and proc.alive and not proc.stopped
+            if running and owned.count(proc.pid) < config.worker_connections:
+                return True
+    return False
 
 
 def accepted_twice(config: Config, history: History) -> str | None:
@@ -314,19 +366,21 @@ def herd(config: Config, history: History) -> str | None:
 
 def request_in_hand_dropped(config: Config, history: History) -> str | None:
     """``requests_in_hand_are_answered``: a worker resets a request it had in hand, and neither
-    SIGKILL of that worker, a fast stop of its master nor its master's SIGKILL excuses it."""
+    SIGKILL of that worker, a fast stop of its master, its master's SIGKILL, nor its being
+    stopped (a graceful stop's timeout kills a worker that cannot finish) excuses it."""
     before, after = _pair(history)
     killed = _steps(history[-1:], "kill_worker")
     excused_masters = _steps(history, "fast_shutdown", "kill_master")
     for client in after.clients:
         old = _client(before, client.cid)
-        if old is None or client.outcome != Outcome.RESET or not client.requested:
+        if old is None or client.outcome not in _ENDED or not client.requested:
             continue
         if old.outcome != Outcome.PENDING or not old.owner:
             continue
         worker = old.owner
-        if _role(before, worker) is not Role.WORKER or worker in killed:
-            continue
+        proc = _process(before, worker)
+        if proc is None or proc.role is not Role.WORKER or worker in killed or proc.stopped:
+            continue  # a stopped worker's death is never its own choice
         if _first_parent(history, worker) in excused_masters:
             continue
         return (
@@ -349,6 +403,10 @@ def helper_holds_listener(config: Config, history: History) -> str | None:
     return None
 
 
+_ENDED = (Outcome.RESET, Outcome.CLOSED)
+"""Ways a connection ends without a response (a FIN when the server read everything sent)."""
+
+
 def _names(ids: Sequence[int], prefix: str = "") -> str:
     return ", ".join(f"{prefix}{i}" for i in ids)
 
@@ -359,7 +417,7 @@ _LOCK_WORD = (
 )
 _KERNEL = "the kernel guarantees it (K1); /proc cannot show it broken"
 
-MONITORS: dict[str, Monitor] = {
+_ENTRIES: dict[str, Monitor] = {
     m.name: m
     for m in (
         Monitor("type_ok", None, "a well-formedness check of the model's own records"),
@@ -378,6 +436,8 @@ MONITORS: dict[str, Monitor] = {
         Monitor("listeners_keep_identity", listener_identity_lost),
         Monitor("no_listener_after_shutdown", listener_after_shutdown),
         Monitor("orphans_exit_with_master", orphan_accepts),
+        Monitor("requests_in_hand_are_answered", request_in_hand_dropped),
+        Monitor("no_leaked_listener", helper_holds_listener),
         Monitor("master_never_accepts", master_accepts),
         Monitor(
             "reuseport_queue_has_consumer",
@@ -387,11 +447,12 @@ MONITORS: dict[str, Monitor] = {
         ),
         Monitor("single_pending_upgrade", too_many_masters),
         Monitor("wakes_at_most_one", herd),
-        Monitor("requests_in_hand_are_answered", request_in_hand_dropped),
-        Monitor("no_leaked_listener", helper_holds_listener),
     )
 }
-"""One entry per invariant, in the invariant table's order."""
+
+MONITORS: dict[str, Monitor] = {name: _ENTRIES[name] for name in INVARIANTS if name in _ENTRIES}
+"""One entry per invariant, in the invariant table's order (which is also the order in which a
+step's broken properties are named: a cause before its consequences)."""
 
 
 def first_broken(config: Config, history: History) -> tuple[str, str] | None:

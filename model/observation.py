@@ -43,10 +43,18 @@ _OUTCOMES: dict[Fate, str] = {
 def outcome(conn: Connection) -> str:
     """The client-visible outcome of ``conn``. A connection whose process died before the client
     sent anything ends with a FIN, not a RST (the kernel resets only when unread data is left),
-    so the client sees it closed."""
+    so the client sees it closed. One dropped while TCP_DEFER_ACCEPT held it back is silently
+    forgotten by the kernel: its client still waits, until it sends and is reset (K19)."""
     if conn.fate is Fate.RESET and not conn.requested:
         return Outcome.CLOSED
+    if is_silently_dropped(conn):
+        return Outcome.PENDING
     return _OUTCOMES[conn.fate]
+
+
+def is_silently_dropped(conn: Connection) -> bool:
+    """True for a held-back connection whose listener closed before the client sent anything."""
+    return conn.fate in (Fate.ABORTED, Fate.DISCARDED) and conn.held_back and not conn.requested
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +94,9 @@ class ClientView:
     """Processes its arrival woke; 0 when not measured."""
     requested: bool = False
     """The client sent its request (the tester knows)."""
+    listener: int = -1
+    """The listening socket it waits on, while it waits unaccepted (-1: not waiting, or not
+    known: a real reuseport group does not say which member a client was hashed to)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,7 @@ def observe(state: System) -> Observation:
                 c.owner if c.fate is Fate.ACCEPTED else 0,
                 c.wakeups,
                 c.requested,
+                c.listener if outcome(c) == Outcome.PENDING and c.fate is not Fate.ACCEPTED else -1,
             )
             for c in state.connections
         ),

@@ -201,6 +201,10 @@ class Connection:
     """The client sent its request."""
     wakeups: int = 0
     """Processes woken by its arrival (every idle waiter in poll mode, one otherwise)."""
+    held_back: bool = False
+    """It arrived on a TCP_DEFER_ACCEPT listener and never entered the accept queue (K19): when
+    that listener closes, the kernel drops it without telling the client, who finds out (RST)
+    only when it sends."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,17 @@ class Variant:
     """Bounds small enough to find the counterexample quickly and large enough to reach it."""
     seen_in: str
     """Where real servers show it."""
+    modes: frozenset[Mode] = frozenset()
+    """Other modes the design can be tried in too (the verifier's diagnosis tries it there)."""
+
+    def apply_to(self, config: Config) -> Config:
+        """``config`` with this design's fields set, in ``config``'s own mode (the verifier's
+        diagnosis tries a design in the mode the target claims)."""
+        return replace(config, **self.changes)  # type: ignore[arg-type]
+
+    def fits(self, mode: Mode) -> bool:
+        """True when the design can be tried in ``mode``."""
+        return mode is self.mode or mode in self.modes
 
     def apply(self, config: Config) -> Config:
         """``config`` changed into this unsafe design (mode forced to the variant's)."""
@@ -59,6 +70,7 @@ VARIANTS: dict[str, Variant] = {
             "listeners_keep_identity",
             Bounds(connections=1, kills=0, stops=0, reloads=1, shutdowns=0),
             "servers that close and re-bind on reload (gunicorn when the address changes)",
+            frozenset(Mode),
         ),
         Variant(
             "no-respawn",
@@ -75,6 +87,7 @@ VARIANTS: dict[str, Variant] = {
             "requests_in_hand_are_answered",
             Bounds(connections=1, kills=0, stops=0, reloads=0, shutdowns=1),
             "workers that exit at once on the graceful signal (P8)",
+            frozenset(Mode),
         ),
         Variant(
             "leaky-helper",

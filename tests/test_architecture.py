@@ -164,5 +164,7 @@ def test_the_wheel_contains_every_package(tmp_path: Path) -> None:
         assert f"{package.replace('.', '/')}/__init__.py" in names, package
     assert "forkshare/conformance/verify/profiles/__init__.py" in names
     assert "forkshare/conformance/verify/profiles/nginx.toml" in names
+    for bundled in ("apache2_prefork.conf", "node_cluster.js", "MEASURED.md"):
+        assert f"forkshare/conformance/verify/targets/{bundled}" in names, bundled
     tops = {n.split("/")[0] for n in names if not n.startswith("forkshare-")}
     assert tops == {"forkshare"}, "the wheel must install nothing but the forkshare namespace"

@@ -46,6 +46,9 @@ class Client:
         self.local: Endpoint | None = None
         self.final: str | None = None
         self.received = b""
+        self.requested = False
+        self.sent = 0
+        """Bytes of the request sent so far."""
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=CONNECT_TIMEOUT)
         except ConnectionRefusedError:
@@ -58,14 +61,25 @@ class Client:
         host, local_port = sock.getsockname()[:2]
         self.sock, self.local = sock, Endpoint(host, local_port)
 
+    def begin_request(self) -> None:
+        """Send the request but its final CRLF: a request in progress, which the server reads
+        and waits to complete (not a silent connection it may close as unused)."""
+        self._send_part(len(REQUEST) - 2)
+
     def send_request(self) -> None:
-        """Send the request (a reset already received is kept for :meth:`outcome`)."""
-        if self.sock is None:
+        """Send the (rest of the) request (a reset already received is kept for :meth:`outcome`)."""
+        self.requested = True
+        self._send_part(len(REQUEST))
+
+    def _send_part(self, upto: int) -> None:
+        if self.sock is None or upto <= self.sent:
             return
         try:
-            self.sock.send(REQUEST)
+            self.sock.send(REQUEST[self.sent : upto])
         except OSError as error:
             self._finish(_failed(error))
+            return
+        self.sent = upto
 
     def close(self) -> None:
         """The client gives up: closed, whatever happened before."""

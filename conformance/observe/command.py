@@ -3,7 +3,9 @@
 ``forkshare inspect --port P`` (or ``--pid PID``) prints which processes hold which listening
 socket and through which fd numbers, the accept-queue lengths, every epoll registration (with
 EPOLLEXCLUSIVE shown), the connections not yet accepted, and the sharing mode inferred from all
-that. ``--json`` prints the same as JSON; ``--svg FILE`` also draws it with graphviz's ``dot``.
+that; then the picture of what is shared (:mod:`~forkshare.conformance.observe.kernel_objects`):
+each descriptor → its open file description → the socket and its options → the accept queue.
+``--json`` prints the same as JSON; ``--svg FILE`` also draws the picture with graphviz's ``dot``.
 
 Exit status: 0 shown; 1 runtime failure (``dot`` missing or failing); 2 usage error (no such pid,
 nothing listens on the port, /proc/PID/fd not readable).
@@ -19,12 +21,17 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from forkshare.conformance.observe.errors import GraphvizMissingError
+from forkshare.conformance.observe.kernel_objects import kernel_objects
+from forkshare.conformance.observe.kernel_picture import render_lines, to_dot
 from forkshare.conformance.observe.observer import snapshot
-from forkshare.conformance.observe.rendering import render_text, to_dot, to_json
+from forkshare.conformance.observe.rendering import render_text, to_json
 from forkshare.conformance.observe.sharing_mode import infer_mode
 from forkshare.errors import ForkshareError
+
+PICTURE_HEADING = "descriptor → open file description → socket → accept queue"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,11 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="forkshare inspect",
         description="Show how a running server shares its listening sockets, read from /proc: "
         "processes and the fds pointing at each listening socket, queue lengths, epoll "
-        "registrations, and the sharing mode inferred. Needs root or the server's uid.",
+        "registrations, the sharing mode inferred, and the picture of what is shared: each "
+        "descriptor -> its open file description -> the socket and its options -> the accept "
+        "queue. Needs root or the server's uid (the socket options also need ptrace permission; "
+        "without it they show as unknown).",
     )
     parser.add_argument("--port", type=int, help="the TCP port the server listens on")
     parser.add_argument("--pid", type=int, help="the server's master pid (with --port: filter)")
-    parser.add_argument("--svg", type=Path, metavar="FILE", help="also draw it to FILE (graphviz)")
+    parser.add_argument(
+        "--svg", type=Path, metavar="FILE", help="also draw the picture to FILE (graphviz)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return parser
 
@@ -63,14 +75,24 @@ def main(argv: list[str]) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     snap = snapshot(root_pid=args.pid, port=args.port)
     mode = infer_mode(snap)
+    objects = kernel_objects(snap)
     if args.json:
-        print(to_json(snap, mode))
+        print(to_json(snap, mode, objects))
     else:
-        render_text(snap, mode, _console())
+        console = _console()
+        render_text(snap, mode, console)
+        console.print(f"\n[bold]What is shared[/bold]: {PICTURE_HEADING}")
+        console.print(Text("\n".join(render_lines(objects))))
     sys.stdout.flush()
     if args.svg is not None:
-        draw_svg(to_dot(snap, mode), args.svg)
+        draw_svg(to_dot(objects, title=f"{_title(args)}: {mode.mode}"), args.svg)
     return 0
+
+
+def _title(args: argparse.Namespace) -> str:
+    parts = [f"port {args.port}"] if args.port is not None else []
+    parts += [f"pid {args.pid}"] if args.pid is not None else []
+    return " and ".join(parts)
 
 
 def _console() -> Console:

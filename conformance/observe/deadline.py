@@ -1,7 +1,8 @@
 """Bounded waiting: poll a condition until it holds or a deadline passes.
 
-Every wait of the verifier goes through :func:`wait_until`, so no wait is unbounded and no sleep
-stands in for a condition (the target's timing is not ours to guess).
+Every wait of the verifier goes through :func:`wait_until` (a timeout is an error) or
+:func:`poll_until` (a timeout is an answer), so no wait is unbounded and no sleep stands in for a
+condition (the target's timing is not ours to guess).
 """
 
 from __future__ import annotations
@@ -41,4 +42,22 @@ def wait_until(
             return value
         if time.monotonic() >= deadline:
             raise WaitTimedOutError(f"gave up after {timeout:g} s waiting until {what}")
+        time.sleep(interval)
+
+
+def poll_until(
+    condition: Callable[[], T | None],
+    timeout: float,
+    *,
+    interval: float = 0.02,
+) -> T | None:
+    """Like :func:`wait_until`, for waits whose deadline passing is an answer, not an error
+    ("the worker was not replaced within 6 s"): None then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            return None
         time.sleep(interval)

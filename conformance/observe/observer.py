@@ -3,7 +3,8 @@
 :func:`snapshot` returns a :class:`ServerSnapshot`: the server's processes with their roles, the fds
 each one holds on each listening socket, which listeners sit in each process's epoll interest list
 (and whether EPOLLEXCLUSIVE), context switches and wchan; the listening sockets with their
-accept-queue lengths; and the connections queued but not yet accepted. :func:`who_accepted` answers
+accept-queue lengths; the connections queued but not yet accepted; and the file locks the
+processes hold or wait for (an flock() accept mutex). :func:`who_accepted` answers
 "which process owns this client's connection". Nothing here needs the target's cooperation: only
 /proc (DOMAIN §8), through :mod:`forkshare.conformance.observe.procfs`.
 
@@ -50,7 +51,14 @@ from forkshare.conformance.observe.errors import (
     NothingListensError,
     ProcAccessDeniedError,
 )
-from forkshare.conformance.observe.procfs import PROC, Endpoint, ListenCounters, TcpRow, TcpState
+from forkshare.conformance.observe.procfs import (
+    PROC,
+    Endpoint,
+    FileLock,
+    ListenCounters,
+    TcpRow,
+    TcpState,
+)
 from forkshare.conformance.observe.role import Role
 
 # K12: a child in the accept queue has no struct socket yet, so its row shows inode 0; it is
@@ -190,6 +198,8 @@ class ServerSnapshot:
         listeners: its listening sockets, by address then inode.
         queued: connections on those addresses not yet accepted (K12), by client.
         counters: TcpExt ListenOverflows/ListenDrops of the namespace (K14), for deltas.
+        locks: the file locks its processes hold or wait for (/proc/locks): an flock() or
+            fcntl() accept mutex shows as one holder and the other workers waiting.
     """
 
     root_pid: int | None
@@ -198,6 +208,7 @@ class ServerSnapshot:
     listeners: tuple[ListeningSocket, ...]
     queued: tuple[QueuedConnection, ...]
     counters: ListenCounters
+    locks: tuple[FileLock, ...] = ()
 
     def process(self, pid: int) -> ProcessView | None:
         """The process ``pid``, or None when it is not part of this snapshot."""
@@ -298,6 +309,7 @@ def snapshot(
     listeners = _listeners(rows, scan, tree, root_pid, port)
     members = _members(rows, scan, tree, listeners, port is not None and root_pid is None, proc)
     views = _views(members, scan, listeners, rows, proc)
+    pids = {view.pid for view in views}
     return ServerSnapshot(
         root_pid=root_pid,
         port=port,
@@ -305,6 +317,7 @@ def snapshot(
         listeners=listeners,
         queued=_queued(rows, listeners),
         counters=procfs.read_listen_counters(proc),
+        locks=tuple(lock for lock in procfs.read_locks(proc) if lock.pid in pids),
     )
 
 

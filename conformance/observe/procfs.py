@@ -2,7 +2,8 @@
 
 This module owns the text formats of DOMAIN.md §8: ``/proc/net/tcp`` and ``tcp6``,
 ``/proc/PID/{stat,status,cmdline,wchan}``, ``/proc/PID/task/TID/children``, the ``/proc/PID/fd/N``
-links and ``/proc/PID/fdinfo/N`` (with epoll's ``tfd:`` lines), and ``/proc/net/netstat``. It knows
+links and ``/proc/PID/fdinfo/N`` (with epoll's ``tfd:`` lines), ``/proc/net/netstat`` and
+``/proc/locks`` (who holds and who waits for a file lock: an flock()/fcntl() accept mutex). It knows
 nothing about servers, roles or modes: :mod:`forkshare.conformance.observe.observer` builds on it.
 
 Two layers, kept apart so the parsers can be tested on captured text:
@@ -115,6 +116,9 @@ class ProcStat:
     pgrp: int  # 5
     session: int  # 6
     starttime: int  # 22, clock ticks after boot: tells a reused pid from the original
+    startstack: int = 0  # 28, the stack's start address: randomised by each execve (ASLR), so a
+    # change under the same pid and starttime means the process re-executed itself (K20); 0 in
+    # the instant an exec sets up the new image, and for a reader without ptrace access
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +185,25 @@ class FdInfo:
     def is_nonblocking(self) -> bool:
         """O_NONBLOCK is set on the open file description (shared by every holder, K1)."""
         return bool(self.flags & O_NONBLOCK)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FileLock:
+    """One line of /proc/locks: a lock held on a file, or a process waiting for one (``->``).
+
+    Attributes:
+        file: ``MAJOR:MINOR:INODE`` of the locked file (device in hex, inode in decimal).
+        pid: the holder or waiter; -1 for an OFD lock, which belongs to an open file description.
+        kind: ``FLOCK``, ``POSIX``, ``OFDLCK``, ``LEASE`` …
+        access: ``READ`` or ``WRITE`` (``UNLCK`` for a lease being broken).
+        waiting: True for a blocked request (the ``->`` lines under the lock they wait for).
+    """
+
+    file: str
+    pid: int
+    kind: str
+    access: str
+    waiting: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +318,7 @@ def parse_stat(text: str) -> ProcStat:
             pgrp=int(fields[2]),
             session=int(fields[3]),
             starttime=int(fields[19]),
+            startstack=int(fields[25]) if len(fields) > 25 else 0,
         )
     except ValueError:
         raise ProcFormatError(f"malformed /proc/PID/stat: {text[:120]!r}") from None
@@ -424,6 +448,30 @@ def listen_counters(tables: Mapping[str, Mapping[str, int]]) -> ListenCounters:
     return ListenCounters(tcpext.get("ListenOverflows", 0), tcpext.get("ListenDrops", 0))
 
 
+def parse_locks(text: str) -> tuple[FileLock, ...]:
+    """Parse /proc/locks: ``ID: [->] KIND MODE ACCESS PID MAJ:MIN:INODE START END`` per line
+    (``fs/locks.c`` ``lock_get_status``); a waiter's line carries ``->`` after the id.
+
+    Raises:
+        ProcFormatError: on a line with too few fields or a pid that is not a number.
+    """
+    locks: list[FileLock] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        waiting = len(fields) > 1 and fields[1] == "->"
+        rest = fields[2:] if waiting else fields[1:]
+        if len(rest) < 5:
+            raise ProcFormatError(f"short /proc/locks line: {line!r}")
+        kind, _mode, access, pid, file = rest[:5]
+        try:
+            locks.append(FileLock(file, int(pid), kind, access, waiting))
+        except ValueError:
+            raise ProcFormatError(f"malformed /proc/locks line: {line!r}") from None
+    return tuple(locks)
+
+
 def parse_wchan(text: str) -> str:
     """/proc/PID/wchan: the kernel function a sleeping task waits in (DOMAIN §8:
     ``inet_csk_accept``, ``do_epoll_wait``, ``poll_schedule_timeout.constprop.0`` …); "" when
@@ -451,10 +499,19 @@ def list_pids(root: Path = PROC) -> tuple[int, ...]:
 
 def read_tcp_table(pid: int | None = None, root: Path = PROC) -> tuple[TcpRow, ...]:
     """Rows of tcp and tcp6 of the reader's network namespace, or of ``pid``'s when given,
-    without TIME_WAIT rows (no process holds them; see :func:`parse_tcp_table`).
+    without TIME_WAIT rows (no process holds them; see :func:`parse_tcp_table`). Asked of the
+    kernel through netlink when it can (fast, :mod:`~forkshare.conformance.observe.sock_diag`),
+    else read from /proc/net/tcp and tcp6.
 
     Returns an empty tuple when ``pid`` is gone; a missing tcp6 (IPv6 disabled) is skipped.
     """
+    if root == PROC and _same_network_namespace(pid):
+        from forkshare.conformance.observe.sock_diag import read_tcp_rows
+
+        try:
+            return read_tcp_rows()
+        except OSError:
+            pass  # netlink diag filtered out: read the text tables
     base = root / "net" if pid is None else root / str(pid) / "net"
     rows: list[TcpRow] = []
     for name in ("tcp", "tcp6"):
@@ -462,6 +519,17 @@ def read_tcp_table(pid: int | None = None, root: Path = PROC) -> tuple[TcpRow, .
         if text is not None:
             rows.extend(parse_tcp_table(text, skip_time_wait=True))
     return tuple(rows)
+
+
+def _same_network_namespace(pid: int | None) -> bool:
+    """True when ``pid`` (None: the reader) shares the reader's network namespace, so a netlink
+    dump (:mod:`~forkshare.conformance.observe.sock_diag`) shows its sockets."""
+    if pid is None:
+        return True
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+    except OSError:
+        return False
 
 
 def read_stat(pid: int, root: Path = PROC) -> ProcStat | None:
@@ -567,7 +635,20 @@ def _denied(pid: int, what: str) -> ProcAccessDeniedError:
     )
 
 
+def read_locks(root: Path = PROC) -> tuple[FileLock, ...]:
+    """Every file lock held or awaited in the system (/proc/locks; empty if absent)."""
+    text = _read_text(root / "locks")
+    return parse_locks(text) if text else ()
+
+
 def read_listen_counters(root: Path = PROC) -> ListenCounters:
     """TcpExt ListenOverflows/ListenDrops of the reader's network namespace (zeros if absent)."""
     text = _read_text(root / "net" / "netstat")
     return listen_counters(parse_netstat(text)) if text else ListenCounters(0, 0)
+
+
+def read_lock_holders(proc: Path = PROC) -> tuple[int, ...]:
+    """Pids holding an active (granted) file lock, from ``/proc/locks``: an flock or fcntl accept
+    mutex shows its holder here (waiters show as ``->`` lines and are left out, and so are OFD
+    locks, which belong to no pid)."""
+    return tuple(lock.pid for lock in read_locks(proc) if not lock.waiting and lock.pid > 0)

@@ -1,10 +1,10 @@
-"""Showing a :class:`ServerSnapshot` to people and programs: rich tables, graphviz DOT, JSON.
+"""Showing a :class:`ServerSnapshot` to people and programs: rich tables and JSON.
 
 The text answers the question forkshare started from — which processes share which listening
 socket, through which fd numbers, and who is registered to accept — in three tables: listening
 sockets (with queue lengths and holders), processes (fds, epoll registrations, wchan), and
-connections still queued. The DOT graph draws the same facts: processes and sockets as nodes,
-``fd N`` edges solid, epoll registrations dashed (bold red when EPOLLEXCLUSIVE), fork edges dotted.
+connections still queued. The picture of the kernel objects behind them is
+:mod:`~forkshare.conformance.observe.kernel_picture`'s (text and graphviz DOT).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from forkshare.conformance.observe.kernel_objects import KernelObjects
 from forkshare.conformance.observe.observer import ProcessView, ServerSnapshot
-from forkshare.conformance.observe.procfs import EPOLLEXCLUSIVE, Endpoint
+from forkshare.conformance.observe.procfs import Endpoint
 from forkshare.conformance.observe.sharing_mode import ModeInference
 
 # epoll_ctl(2) bits, in the order a reader expects them.
@@ -134,9 +135,10 @@ def _queued_line(snap: ServerSnapshot) -> str:
 # ---------------------------------------------------------------- JSON
 
 
-def to_json(snap: ServerSnapshot, mode: ModeInference) -> str:
-    """The snapshot and the inferred mode as one JSON object (enums as their names/values)."""
-    document = {"snapshot": asdict(snap), "mode": asdict(mode)}
+def to_json(snap: ServerSnapshot, mode: ModeInference, objects: KernelObjects) -> str:
+    """The snapshot, the inferred mode and the kernel objects as one JSON object (enums as their
+    names/values)."""
+    document = {"snapshot": asdict(snap), "mode": asdict(mode), "kernel_objects": asdict(objects)}
     return json.dumps(document, indent=2, default=_json_default)
 
 
@@ -146,50 +148,3 @@ def _json_default(value: object) -> Any:
     if isinstance(value, Endpoint):
         return str(value)
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-# ---------------------------------------------------------------- graphviz
-
-
-def to_dot(snap: ServerSnapshot, mode: ModeInference) -> str:
-    """A graphviz digraph: processes (boxes), listening sockets (ellipses), fd edges (solid),
-    epoll registrations (dashed; bold red when EXCLUSIVE) and fork edges (dotted)."""
-    lines = [
-        "digraph forkshare {",
-        "  rankdir=LR;",
-        f'  label="{_dot_escape(f"{_title(snap)}: {mode.mode}")}"; labelloc=t;',
-        '  node [fontname="Helvetica"]; edge [fontname="Helvetica", fontsize=10];',
-    ]
-    lines += [_process_node(p) for p in snap.processes]
-    lines += [
-        f'  s{s.inode} [shape=ellipse, style=filled, fillcolor="#e8f0ff", '
-        f'label="socket:[{s.inode}]\\n{s.address}\\naccept queue {s.rx_queue}"];'
-        for s in snap.listeners
-    ]
-    pids = {p.pid for p in snap.processes}
-    for process in snap.processes:
-        if process.ppid in pids:
-            lines.append(f'  p{process.ppid} -> p{process.pid} [style=dotted, label="fork"];')
-        lines += [
-            f'  p{process.pid} -> s{fd.inode} [label="fd {fd.fd}"];' for fd in process.listener_fds
-        ]
-        lines += [_registration_edge(process.pid, r.inode, r.events) for r in process.registrations]
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def _process_node(process: ProcessView) -> str:
-    label = f"{process.role} {process.pid}\\n{_dot_escape((process.cmdline or process.name)[:48])}"
-    return f'  p{process.pid} [shape=box, label="{label}"];'
-
-
-def _registration_edge(pid: int, inode: int, events: int) -> str:
-    exclusive = bool(events & EPOLLEXCLUSIVE)
-    style = (
-        'color=red, penwidth=2, style="dashed,bold"' if exclusive else "color=blue, style=dashed"
-    )
-    return f'  p{pid} -> s{inode} [{style}, label="epoll {epoll_event_names(events)}"];'
-
-
-def _dot_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')

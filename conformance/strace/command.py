@@ -1,9 +1,10 @@
 """``forkshare trace -- CMD …``: which system calls a server makes to share its sockets, by role.
 
-Runs CMD under strace (:mod:`forkshare.conformance.strace.strace_run`), waits until it listens, optionally
-makes client connections to see who accepts them, stops it, and prints the socket, setsockopt,
-bind, listen, fork/clone, execve, accept4, epoll_ctl and close calls grouped by process role, then
-the rules of :mod:`forkshare.conformance.strace.syscall_trace` with their evidence.
+Runs CMD under strace (:mod:`forkshare.conformance.strace.strace_run`), waits until it listens,
+optionally makes client connections to see who accepts them, stops it, and prints the socket,
+setsockopt, bind, listen, fork/clone, execve, accept4, epoll_create1, epoll_ctl and close calls
+grouped by process role, then the rules of :mod:`forkshare.conformance.strace.syscall_trace` with
+their evidence.
 
 Exit status: 0 every rule holds; 1 a rule is violated (named in the report); 2 usage error (no
 command, strace missing); 3 the command failed to start (its stderr is quoted).

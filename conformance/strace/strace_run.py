@@ -1,13 +1,18 @@
 """Running a server under ``strace -f``: start, wait until it listens, poke it, stop, read the log.
 
-:func:`run_under_strace` is the engine of ``forkshare trace``. The server runs as strace's child in
-a new process group (:class:`ProcessGroup`); the log goes to a file that is re-read while waiting,
-so the first successful ``listen()`` tells us the server is up even when we were not told its port
-and even when it daemonised. Then it makes the requested client connections (each one recorded as
-a :class:`~forkshare.conformance.observe.client.ClientResult`), waits (bounded) for their ``accept`` calls
-to show in the log, and stops everything: SIGTERM to the master, a bounded wait for strace to see
-every tracee exit, then SIGKILL to the group and to every traced pid still alive (a daemon that
-called ``setsid()`` has left the group).
+:func:`traced_server` starts the command as strace's child in a new process group
+(:class:`ProcessGroup`); the log goes to a file that is re-read while waiting, so the first
+successful ``listen()`` tells us the server is up even when we were not told its port and even
+when it daemonised. While it runs, :class:`TracedServer` reads the trace so far, so a caller can
+look at the live server (``forkshare demo`` draws it from /proc and sends it clients) and at the
+calls that built it. At the end it stops everything: SIGTERM to the master, a bounded wait for
+strace to see every tracee exit, then SIGKILL to the group and to every traced pid still alive (a
+daemon that called ``setsid()`` has left the group).
+
+:func:`run_under_strace`, the engine of ``forkshare trace``, is one such run: it makes the
+requested client connections (each one recorded as a
+:class:`~forkshare.conformance.observe.client.ClientResult`), waits (bounded) for their ``accept``
+calls to show in the log, then stops.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import contextlib
 import signal
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +40,7 @@ from forkshare.conformance.strace.syscall_trace import TraceAnalysis, analyze
 
 TRACED_CALLS = (
     "socket,setsockopt,bind,listen,clone,clone3,fork,vfork,execve,accept,accept4,"
-    "epoll_ctl,close,dup2,dup3,prctl"
+    "epoll_create,epoll_create1,epoll_ctl,close,dup2,dup3,prctl"
 )
 
 
@@ -66,21 +71,57 @@ def strace_argv(strace: str, log: Path, command: Sequence[str]) -> list[str]:
     ]
 
 
-def run_under_strace(
-    strace: str,
-    command: Sequence[str],
-    *,
-    port: int | None,
-    connections: int,
-    timeout: float,
-) -> TracedRun:
-    """Run ``command`` under strace until it listens, make ``connections`` clients, stop it.
+class TracedServer:
+    """A command running under strace that listens on :attr:`port`; its trace is read on demand.
+
+    Made by :func:`traced_server`, which stops it when its block ends; :meth:`stop` then returns
+    the final trace (the log itself is gone with its temporary directory).
+    """
+
+    def __init__(self, group: ProcessGroup, log: Path, port: int) -> None:
+        self.group = group
+        self.log = log
+        self.port = port
+        self._final: TraceAnalysis | None = None
+        self._stderr = ""
+
+    def analysis(self) -> TraceAnalysis:
+        """The trace so far (after :meth:`stop`: the final one)."""
+        return self._final if self._final is not None else _analyze(self.log)
+
+    @property
+    def stderr(self) -> str:
+        """What strace and the command wrote to stderr (complete after :meth:`stop`)."""
+        return self._stderr if self._final is not None else self.group.stderr()
+
+    def wait_quiet(self) -> None:
+        """Wait (bounded) until no new process appeared for :data:`QUIET` seconds."""
+        _wait_quiet(self.log)
+
+    def wait_accepts(self, count: int) -> None:
+        """Wait (bounded) until the trace shows ``count`` successful accepts in all."""
+        _wait_accepts(self.log, count)
+
+    def stop(self) -> TraceAnalysis:
+        """Stop the server and strace (idempotent); return the final trace."""
+        if self._final is None:
+            _stop(self.group, self.log)
+            self._final = _analyze(self.log)
+            self._stderr = self.group.stderr()
+        return self._final
+
+
+@contextlib.contextmanager
+def traced_server(
+    strace: str, command: Sequence[str], *, port: int | None, timeout: float
+) -> Iterator[TracedServer]:
+    """Run ``command`` under strace until it listens, hand it over, and stop it at the end of
+    the block, also on an exception or Ctrl-C.
 
     Args:
         strace: path of the strace binary.
         command: the server command line.
         port: the port to wait for; None to take the first port the trace shows listening.
-        connections: client connections to make once it listens (to see who accepts).
         timeout: seconds to wait for the server to listen.
 
     Raises:
@@ -95,14 +136,32 @@ def run_under_strace(
             group = ProcessGroup(strace_argv(strace, log, command), output_dir=directory)
         except OSError as error:
             raise TargetFailedToStartError(f"cannot run {strace}: {error}") from None
+        server = TracedServer(group, log, port or 0)
         try:
-            port = _wait_listening(group, log, port, timeout)
-            clients = tuple(probe(port) for _ in range(connections))
-            _wait_accepts(log, sum(c.local is not None for c in clients))
-            _wait_quiet(log)
+            server.port = _wait_listening(group, log, port, timeout)
+            yield server
         finally:
-            _stop(group, log)
-        return TracedRun(_analyze(log), port, clients, group.stderr())
+            server.stop()
+
+
+def run_under_strace(
+    strace: str,
+    command: Sequence[str],
+    *,
+    port: int | None,
+    connections: int,
+    timeout: float,
+) -> TracedRun:
+    """Run ``command`` under strace until it listens, make ``connections`` clients, stop it.
+
+    Arguments and errors as :func:`traced_server`; ``connections`` is the number of client
+    connections to make once it listens (to see who accepts).
+    """
+    with traced_server(strace, command, port=port, timeout=timeout) as server:
+        clients = tuple(probe(server.port) for _ in range(connections))
+        server.wait_accepts(sum(c.local is not None for c in clients))
+        server.wait_quiet()
+    return TracedRun(server.stop(), server.port, clients, server.stderr)
 
 
 def _analyze(log: Path) -> TraceAnalysis:

@@ -339,10 +339,11 @@ def _roles(
 
 def is_shown(call: Syscall, sock: SocketState | None) -> bool:
     """Whether the report shows ``call``: internet-socket calls, forks, successful execs, epoll
-    registrations and closes of listening sockets, and prctl calls about parent death."""
+    instances created, epoll registrations and closes of listening sockets, and prctl calls about
+    parent death."""
     if call.name in _FORK_CALLS:
         return call.succeeded and "CLONE_THREAD" not in call.args
-    if call.name == "execve":
+    if call.name in ("execve", "epoll_create", "epoll_create1"):
         return call.succeeded
     if call.name == "prctl":
         return call.args.startswith(_INTERESTING_PRCTL)

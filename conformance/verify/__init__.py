@@ -5,6 +5,11 @@ In layers (each imports only those above, :mod:`forkshare.conformance.observe` a
     errors          ProfileError (exit 2)
     profile         Profile: what a target is and claims; the bundled profiles/*.toml
     target          a profile -> a command line (nginx.conf, a WSGI app, a template filled in)
+    probe_run       ProbeRun: the target started fresh for one probe, its tree and its leaks;
+                    DiscoveryBudget, the bound of every wait of discovery
+    structure_probe who the processes are, the sharing mode, leaks, "not a prefork server"
+    probes          defer-accept, respawn, reload, parent death, graceful stop (F1–F10)
+    discovery       discover(profile) -> Discovery; apply (fills auto keys); contradictions
     abstraction     Abstract: the record a model state and a real server are compared on;
                     the one mapping from the model's roles to the observer's Role
     machine         the model's action table as a Hypothesis state machine over a Backend

@@ -28,6 +28,12 @@ Discussion:
     reference server's close it (only the master accepts either way), so workers' listening
     descriptors are left out of the passfd record.
 
+    *Closed or reset: one outcome.* Whether a connection that ends without a response ends with
+    a FIN or a RST depends on whether the server read everything the client sent before it
+    closed (``tcp_close`` sends RST only when unread data is left). The verifier's clients send
+    their request in two parts, so a worker killed in between may have read it all, or not: the
+    record says ``ended`` for both, and the monitors judge losses from the history instead.
+
     *A reset the client cannot see.* When a process holding an accepted connection dies, the
     kernel's close sends RST only if unread data is waiting (``tcp_close``); a client that never
     sent its request sees a plain FIN. The model's ``reset`` of such a connection is therefore
@@ -45,8 +51,8 @@ from dataclasses import dataclass
 
 from forkshare.conformance.observe.role import Role
 from forkshare.model import state as model
-from forkshare.model.observation import Outcome, observe
-from forkshare.model.state import Fate, System
+from forkshare.model.observation import Observation, Outcome, ProcessView, observe
+from forkshare.model.state import System
 
 ProcessFacts = tuple[Role, bool, int]
 """(role, stopped, listening sockets held; 0 or 1 for workers and orphans)."""
@@ -65,8 +71,8 @@ ClientFacts = tuple[str, str]
 
 
 def role_of(state: System, pid: int) -> Role:
-    """The role of live model process ``pid`` as the observer names it: the model's master is a
-    master, its worker a worker, or an orphan once its master is gone (N3).
+    """The role of model process ``pid`` as the observer names it: the model's master is a
+    master, its worker a worker, or an orphan once its master is gone (N3); a helper a helper.
 
     Raises:
         ValueError: ``state`` has no process ``pid`` (a caller's bug: pids come from ``state``).
@@ -76,7 +82,18 @@ def role_of(state: System, pid: int) -> Role:
         raise ValueError(f"model state has no process {pid}")
     if proc.role is model.Role.MASTER:
         return Role.MASTER
+    if proc.role is model.Role.HELPER:
+        return Role.HELPER
     return Role.ORPHAN if state.is_orphan(proc) else Role.WORKER
+
+
+def role_in(view: ProcessView) -> Role:
+    """The role of a process of an observation: a worker whose parent is gone is an orphan."""
+    if view.role is model.Role.MASTER:
+        return Role.MASTER
+    if view.role is model.Role.HELPER:
+        return Role.HELPER
+    return Role.WORKER if view.parent else Role.ORPHAN
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -104,29 +121,33 @@ class Abstract:
 def of_state(state: System, passfd: bool = False) -> Abstract:
     """The record of a model state (through :func:`~forkshare.model.observation.observe`);
     ``passfd``: the configuration's mode is passfd (see Discussion)."""
-    view = observe(state)
-    roles = {p.pid: role_of(state, p.pid) for p in view.processes}
+    return record(observe(state), passfd)
+
+
+def record(view: Observation, passfd: bool = False) -> Abstract:
+    """The record of an observation, the model's or a real server's (real pids and inodes):
+    helpers and zombies are left out, the rest clipped as the Discussion says."""
+    roles = {p.pid: role_in(p) for p in view.processes}
     return Abstract(
         processes=tuple(
             sorted(
                 facts(roles[p.pid], p.stopped, len(p.holds), passfd)
                 for p in view.processes
-                if p.alive
+                if p.alive and roles[p.pid] is not Role.HELPER
             )
         ),
         queues=tuple(sorted(lst.queued for lst in view.listeners if lst.listening)),
         clients=tuple(
-            (
-                _seen_by_client(state, c.cid, c.outcome),
-                str(roles.get(c.owner, "")) if c.owner else "",
-            )
+            (_ended(c.outcome), str(roles.get(c.owner, Role.WORKER)) if c.owner else "")
             for c in view.clients
         ),
     )
 
 
-def _seen_by_client(state: System, cid: int, outcome: str) -> str:
-    conn = state.connection(cid)
-    if conn.fate is Fate.RESET and not conn.requested:
-        return Outcome.CLOSED  # FIN, not RST: nothing unread (see Discussion)
-    return outcome
+ENDED = "ended"
+"""A client's connection ended without a response: closed (FIN) or reset (RST)."""
+
+
+def _ended(outcome: str) -> str:
+    """``closed`` and ``reset`` are one outcome in the record (see Discussion)."""
+    return ENDED if outcome in (Outcome.CLOSED, Outcome.RESET) else outcome

@@ -1,9 +1,10 @@
-"""``forkshare verify``: hold a prefork server against the model, from outside.
+"""``forkshare verify``: hold a prefork server against the specification, from outside.
 
-Exit status: 0 the target conforms, 1 a property is violated (its name, the shrunk steps, what was
-observed and what the model allowed, and a replay command are printed), 2 usage or profile error,
-3 the target failed to start (with its stderr). Every process the verifier starts is killed by
-process group at the end, also on Ctrl-C.
+Exit status (also in ``--help``): 0 the target conforms; 1 a property is violated (its name, the
+evidence, the shortest steps, what was observed and allowed, and a replay command are printed);
+2 usage or profile error; 3 the target failed to start (with its stderr); 4 unexplained
+behaviour (the model does not allow it and no property explains it); 5 not a prefork server.
+Every process the verifier starts is killed by process group at the end, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,56 +14,22 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
+from forkshare.conformance.verify.options import budget_from, build_parser, profile_from
 from forkshare.conformance.verify.profile import (
     Profile,
-    bundled_names,
     load_bundled,
-    load_file,
     profile_from_table,
+    to_table,
+    to_toml,
 )
-from forkshare.conformance.verify.verify import DEFAULT_BOUNDS, Result, verify
+from forkshare.conformance.verify.report import render, to_json
+from forkshare.conformance.verify.target_backend import close_all
+from forkshare.conformance.verify.verify import DEFAULT_BOUNDS, Plan, Result, verify
 from forkshare.errors import ForkshareError, UsageError
 from forkshare.model.config import Bounds, Config, Mode, ParentDeath
-
-CANNOT_OBSERVE = (
-    "liveness: a state the model allows as intermediate (a worker not yet respawned, a client "
-    "not yet served) is accepted however long it lasts",
-    "the accept-mutex lock word (hidden state; checked only through a --trace file, or as the "
-    "one worker whose epoll set holds the listener)",
-    "wake-ups per connection (the herd) and fairness: not compared in the random run",
-    "which model worker is which real one: processes are compared as a multiset per role",
-)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``forkshare verify`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="forkshare verify", description="verify a prefork server against the model"
-    )
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--target", metavar="NAME", help=f"bundled: {', '.join(bundled_names())}")
-    which.add_argument("--profile", type=Path, metavar="FILE.toml", help="a profile file")
-    which.add_argument("--command", metavar="CMD", help="ad-hoc target: {port} {workers} {dir}")
-    which.add_argument("--replay", type=Path, metavar="FILE", help="replay a violation file")
-    parser.add_argument("--reload-signal", default="HUP")
-    parser.add_argument("--graceful-signal", default="QUIT")
-    parser.add_argument("--fast-signal", default="TERM")
-    parser.add_argument("--upgrade-signal")
-    parser.add_argument("--worker-connections", type=int, default=1)
-    parser.add_argument("--mode", default="auto", help="claimed sharing mode, or auto")
-    parser.add_argument("--parent-death", default="workers-exit", help="workers-exit|orphans-serve")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--examples", type=int, default=10, help="Hypothesis examples (10)")
-    parser.add_argument("--steps", type=int, default=12, help="steps per example (12)")
-    parser.add_argument("--no-shrink", action="store_true", help="report the first failure as is")
-    parser.add_argument("--replay-out", type=Path, metavar="FILE", help="where to save a violation")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    return parser
 
 
 def main(argv: list[str]) -> int:
@@ -73,36 +40,41 @@ def main(argv: list[str]) -> int:
     except ForkshareError as error:
         print(f"forkshare verify: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:  # the backends' process groups are already stopped (teardown)
-        print("forkshare verify: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:
+        close_all()  # an interrupted run may not have reached its teardown
+        print("forkshare verify: interrupted; every target started was stopped", file=sys.stderr)
         return 130
 
 
 def _verify(args: argparse.Namespace) -> int:
-    if args.workers < 1 or args.examples < 1 or args.steps < 1:
-        raise UsageError("--workers, --examples and --steps must be at least 1")
+    budget = budget_from(args)
     err = Console(stderr=True)
     if args.replay is not None:
         profile, config, steps = load_replay(args.replay)
         with err.status(f"replaying {args.replay}"):
-            result = verify(profile, scenario=steps, config=config)
+            result = verify(profile, replay=steps, config=config)
     else:
-        profile = _profile(args)
+        profile = profile_from(args)
+        plan = Plan(
+            workers=budget.workers,
+            examples=budget.examples,
+            steps=budget.steps,
+            scenarios=budget.scenarios,
+            discover=budget.discover,
+            shrink=budget.shrink,
+            derandomize=budget.derandomize,
+        )
         with err.status(f"verifying {profile.name}") as status:
 
-            def progress(done: int, seconds: float) -> None:
+            def progress(done: int, seconds: float, playing: str) -> None:
                 status.update(
-                    f"verifying {profile.name}: {done} steps, {done / seconds:.1f} steps/s"
+                    f"verifying {profile.name}: {playing} — {done} steps, "
+                    f"{done / max(seconds, 1e-9):.1f} steps/s"
                 )
 
-            result = verify(
-                profile,
-                workers=args.workers,
-                examples=args.examples,
-                steps=args.steps,
-                shrink=not args.no_shrink,
-                progress=progress,
-            )
+            result = verify(profile, plan, progress=progress)
+    if args.profile_out is not None:
+        write_profile(args.profile_out, profile, result)
     replay_file = None
     if result.violation is not None:
         replay_file = args.replay_out or Path(f"forkshare-replay-{profile.name}.json")
@@ -111,27 +83,21 @@ def _verify(args: argparse.Namespace) -> int:
         print(json.dumps(to_json(result, replay_file), indent=2))
     else:
         render(result, replay_file, Console())
-    return 0 if result.violation is None else 1
+    return result.exit_code
 
 
-def _profile(args: argparse.Namespace) -> Profile:
-    if args.profile is not None:
-        return load_file(args.profile)
-    if args.command is not None:
-        table: dict[str, Any] = {
-            "kind": "command",
-            "command": args.command,
-            "mode": args.mode,
-            "parent_death": args.parent_death,
-            "worker_connections": args.worker_connections,
-            "reload_signal": args.reload_signal,
-            "graceful_signal": args.graceful_signal,
-            "fast_signal": args.fast_signal,
-        }
-        if args.upgrade_signal:
-            table["upgrade_signal"] = args.upgrade_signal
-        return profile_from_table("command", table, "--command target")
-    return load_bundled(args.target or "forkshare-exclusive")
+def write_profile(path: Path, profile: Profile, result: Result) -> None:
+    """Write the profile the run used, with nothing left ``auto`` that discovery settled.
+
+    Raises:
+        UsageError: the file cannot be written.
+    """
+    settled = result.profile or profile
+    notes = {"mode": "; ".join(result.discovered)} if result.discovered else {}
+    try:
+        path.write_text(to_toml(settled, notes))
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}") from None
 
 
 # --------------------------------------------------------------------------- replay files
@@ -140,11 +106,7 @@ def _profile(args: argparse.Namespace) -> Profile:
 def save_replay(path: Path, profile: Profile, result: Result) -> None:
     """Write the profile, the model configuration and the violating steps as JSON."""
     assert result.violation is not None
-    table = {
-        k: (v.name if hasattr(v, "name") and k.endswith("signal") else v)
-        for k, v in asdict(profile).items()
-    }
-    table = {k: v for k, v in table.items() if v is not None and k != "name"}
+    table = to_table(profile)
     config = asdict(result.config)
     path.write_text(
         json.dumps(
@@ -184,67 +146,6 @@ def load_replay(path: Path) -> tuple[Profile, Config, list[tuple[str, tuple[int,
     return profile, config, steps
 
 
-# --------------------------------------------------------------------------- reports
-
-
-def render(result: Result, replay_file: Path | None, console: Console) -> None:
-    """The verdict table, any finding, the violation in detail, and the closing notes."""
-    console.print(
-        f"[bold]{result.target}[/]: mode {result.config.mode}, parent death "
-        f"{result.config.parent_death}, {result.config.workers} workers — {result.steps} steps in "
-        f"{result.seconds:.1f} s ({result.steps_per_second:.1f} steps/s)"
-    )
-    table = Table("property", "verdict")
-    for name, verdict in result.verdicts().items():
-        style = (
-            "red"
-            if verdict.startswith("VIOLATED")
-            else ("dim" if verdict == "not claimed" else "green")
-        )
-        table.add_row(name, f"[{style}]{verdict}[/]")
-    for finding in result.findings:
-        table.add_row("finding", finding)
-    for report in result.traces[:1]:
-        table.add_row(
-            "trace validation", f"{len(result.traces)} trace(s), first: {report.events} events"
-        )
-    console.print(table)
-    violation = result.violation
-    if violation is not None:
-        console.print(f"[red bold]violated: {violation.prop}[/] — {violation.message}")
-        for number, (name, args) in enumerate(violation.steps, 1):
-            console.print(f"  {number}. {name}({', '.join(map(str, args))})")
-        console.print(f"  observed: {violation.observed}")
-        for allowed in violation.allowed[:6]:
-            console.print(f"  allowed:  {allowed}")
-        console.print(f"  replay:   forkshare verify --replay {replay_file}")
-    console.print("[dim]cannot observe: " + "; ".join(CANNOT_OBSERVE) + "[/]")
-
-
-def to_json(result: Result, replay_file: Path | None) -> dict[str, Any]:
-    """The result as a JSON-ready dict."""
-    violation = result.violation
-    return {
-        "target": result.target,
-        "verdict": result.verdict,
-        "steps": result.steps,
-        "seconds": round(result.seconds, 3),
-        "steps_per_second": round(result.steps_per_second, 2),
-        "properties": result.verdicts(),
-        "findings": result.findings,
-        "violation": None
-        if violation is None
-        else {
-            "property": violation.prop,
-            "message": violation.message,
-            "steps": [[n, list(a)] for n, a in violation.steps],
-            "observed": violation.observed,
-            "allowed": violation.allowed,
-            "replay": f"forkshare verify --replay {replay_file}",
-        },
-    }
-
-
 def run_default_verification(target: str) -> Result:
     """What ``forkshare verify --target TARGET`` runs by default (for ``forkshare bench``)."""
-    return verify(load_bundled(target), bounds=DEFAULT_BOUNDS)
+    return verify(load_bundled(target), Plan(bounds=DEFAULT_BOUNDS))

@@ -9,8 +9,14 @@ turns it into a :class:`~forkshare.conformance.verify.verify.Result` (exit 1 wit
 
 from __future__ import annotations
 
-from forkshare.errors import UsageError
+from forkshare.errors import ForkshareError, UsageError
 
 
 class ProfileError(UsageError):
     """A profile is missing, malformed, or names an unknown mode, policy or signal (exit 2)."""
+
+
+class ClosureTooLargeError(ForkshareError):
+    """The model allows more states after one step than the verifier tracks (exit 1): the run
+    cannot judge the target. The message names the step and how to narrow the model (pin
+    ``defer_accept`` in the profile, run fewer workers)."""

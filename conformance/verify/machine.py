@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
 from hypothesis import strategies as st
+from hypothesis import target
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -34,6 +35,8 @@ from hypothesis.stateful import (
     rule,
 )
 
+from forkshare.conformance.verify.coverage import Coverage
+from forkshare.conformance.verify.errors import ClosureTooLargeError
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config
 from forkshare.model.explorer import initial_state
@@ -45,23 +48,39 @@ from forkshare.model.table import Action, Kind
 Step = tuple[str, tuple[int, ...]]
 """An action's name and its arguments (model pids, sids and cids)."""
 
-MAX_CLOSURE = 5000
+MAX_CLOSURE = 20_000
 """How many states the internal closure may reach before it gives up (a runaway model)."""
 
 SETTLE: Step = ("settle", ())
 """The pseudo-step :meth:`ForkshareMachine.settle` hands the backend: time passes, nothing else."""
 
-MISMATCH = "observation_matches_model"
-"""The property named when the target shows a state no model state projects to."""
+UNEXPLAINED = "unexplained_behaviour"
+"""Not a property: the target showed a state no model state projects to, and no monitor (and no
+unsafe design of the model) explains it. Reported as such, never as a violation."""
 
 
 class NonconformanceError(AssertionError):
-    """The target (or the model itself) broke a property: ``prop`` names it, ``steps`` led there."""
+    """The target broke a property (``prop`` names it, ``message`` is the evidence), or did
+    something unexplained (``prop`` is :data:`UNEXPLAINED`); ``steps`` led there, ``observed``
+    is the record that failed and ``allowed`` the records the model allowed instead.
 
-    def __init__(self, prop: str, message: str, steps: list[Step]) -> None:
+    An ``AssertionError`` on purpose: Hypothesis treats it as a failing example and shrinks it.
+    """
+
+    def __init__(
+        self,
+        prop: str,
+        message: str,
+        steps: list[Step],
+        observed: str = "",
+        allowed: list[str] | None = None,
+    ) -> None:
         super().__init__(f"{prop}: {message}")
         self.prop = prop
+        self.message = message
         self.steps = list(steps)
+        self.observed = observed
+        self.allowed = list(allowed or [])
 
 
 class Backend(Protocol):
@@ -69,6 +88,12 @@ class Backend(Protocol):
 
     drives_internal: bool
     """True when the model chooses internal actions (pure model); False when a real server does."""
+    steps: list[Step]
+    """The machine's steps so far (shared with the machine, for the violations it raises)."""
+    coverage: Coverage
+    """Where the machine notes the internal actions that explain what was observed."""
+    failed: bool
+    """The run already failed: :meth:`drain` must not measure (and raise) anything more."""
 
     def perform(self, step: Step, states: frozenset[System]) -> bool:
         """Perform environment ``step`` on the target (``states``: the model's states before it).
@@ -83,6 +108,9 @@ class Backend(Protocol):
     def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
         """The candidates that agree with what the target shows now (may wait for it to settle)."""
 
+    def drain(self) -> None:
+        """At the end of a run: let pending timed checks finish (may raise)."""
+
     def close(self) -> None:
         """Stop everything the backend started."""
 
@@ -94,6 +122,9 @@ class ModelBackend:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.steps: list[Step] = []
+        self.coverage = Coverage()
+        self.failed = False
 
     def perform(self, step: Step, states: frozenset[System]) -> bool:
         """Nothing to perform: the model is all there is."""
@@ -102,6 +133,9 @@ class ModelBackend:
     def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
         """Every candidate is allowed (the caller has already drawn one)."""
         return candidates
+
+    def drain(self) -> None:
+        """Nothing is timed."""
 
     def close(self) -> None:
         """Nothing to stop."""
@@ -123,7 +157,17 @@ def enabled_arguments(
 def internal_closure(config: Config, states: frozenset[System]) -> frozenset[System] | None:
     """Every state reachable from ``states`` by internal actions only, or None when that is more
     than :data:`MAX_CLOSURE` states (a runaway model)."""
-    seen = set(states)
+    found = internal_paths(config, states)
+    return None if found is None else frozenset(found)
+
+
+Provenance = dict[System, tuple[System, str] | None]
+"""Each state of a closure → (the state it came from, the internal action), None for a start."""
+
+
+def internal_paths(config: Config, states: frozenset[System]) -> Provenance | None:
+    """:func:`internal_closure` with, for each state, how it was first reached."""
+    seen: Provenance = dict.fromkeys(states)
     frontier = list(states)
     while frontier:
         state = frontier.pop()
@@ -133,11 +177,23 @@ def internal_closure(config: Config, states: frozenset[System]) -> frozenset[Sys
             for args in action.arguments(config, state):
                 for succ in action.successors(config, state, args):
                     if succ not in seen:
-                        seen.add(succ)
+                        seen[succ] = (state, action.name)
                         frontier.append(succ)
         if len(seen) > MAX_CLOSURE:
             return None
-    return frozenset(seen)
+    return seen
+
+
+def actions_on_paths(paths: Provenance, ends: Iterable[System]) -> set[str]:
+    """The internal actions on the recorded paths to ``ends``."""
+    names: set[str] = set()
+    for end in ends:
+        link = paths.get(end)
+        while link is not None:
+            state, name = link
+            names.add(name)
+            link = paths.get(state)
+    return names
 
 
 class ForkshareMachine(RuleBasedStateMachine):
@@ -154,6 +210,7 @@ class ForkshareMachine(RuleBasedStateMachine):
         self.states: frozenset[System] = frozenset({initial_state()})
         self.backend: Backend = self.create_backend()
         self.steps: list[Step] = []
+        self.backend.steps = self.steps  # the backend names the steps in its violations
 
     @classmethod
     def create_backend(cls) -> Backend:
@@ -169,8 +226,15 @@ class ForkshareMachine(RuleBasedStateMachine):
             self.take(ACTIONS["start_master"], data)
 
     def teardown(self) -> None:
-        """Stop the backend's processes."""
-        self.backend.close()
+        """Score the walk, let pending timed checks finish, then stop the backend's processes."""
+        if not self.backend.drives_internal:
+            # Steer the walks towards what they have not shown yet (Hypothesis targeted
+            # search): the score is the number of distinct records this walk observed.
+            target(float(len(self.backend.coverage.records)), label="distinct observations")
+        try:
+            self.backend.drain()
+        finally:
+            self.backend.close()
 
     @rule()
     def settle(self) -> None:
@@ -181,13 +245,9 @@ class ForkshareMachine(RuleBasedStateMachine):
         if not self.backend.drives_internal:
             self.steps.append(SETTLE)
             self.backend.perform(SETTLE, self.states)
-            self.states = self.backend.allowed(self.closure(self.states))
+            self.states = self.settled(self.states)
             if not self.states:
-                raise NonconformanceError(
-                    MISMATCH,
-                    "while idle, the target shows a state the model does not allow",
-                    self.steps,
-                )
+                self.unexplained("while idle, the target shows a state the model does not allow")
 
     @invariant()
     def every_invariant_holds(self) -> None:
@@ -216,9 +276,7 @@ class ForkshareMachine(RuleBasedStateMachine):
             # possible, and nothing changed in them.
             unchanged = frozenset(s for s in self.states if not action.guard(self.config, s, *args))
             if not unchanged:
-                raise NonconformanceError(
-                    MISMATCH, f"{action.name}{args}: no real process plays its target", self.steps
-                )
+                self.unexplained(f"{action.name}{args}: no real process plays its target")
             self.states = unchanged
             self._record()
             return
@@ -231,26 +289,47 @@ class ForkshareMachine(RuleBasedStateMachine):
         if self.backend.drives_internal:
             self.states = frozenset({data.draw(st.sampled_from(sorted(successors, key=repr)))})
         else:
-            candidates = self.closure(successors)
-            self.states = self.backend.allowed(candidates)
+            self.states = self.settled(successors)
             if not self.states:
-                raise NonconformanceError(
-                    MISMATCH,
-                    f"after {action.name}{args} the target shows a state the model does not allow",
-                    self.steps,
+                self.unexplained(
+                    f"after {action.name}{args} the target shows a state the model does not allow"
                 )
         self._record()
 
-    def closure(self, states: frozenset[System]) -> frozenset[System]:
-        """:func:`internal_closure` of ``states``; a runaway model fails the run (a model bug).
+    def unexplained(self, message: str) -> None:
+        """Stop the run: the target did something the model does not allow.
 
         Raises:
-            AssertionError: more than :data:`MAX_CLOSURE` states are reachable.
+            NonconformanceError: with :data:`UNEXPLAINED` and the backend's last records.
         """
-        closed = internal_closure(self.config, states)
-        if closed is None:
-            raise AssertionError(f"internal closure exceeded {MAX_CLOSURE} states")
-        return closed
+        self.backend.failed = True
+        records = getattr(self.backend, "history", None)
+        last = records[-1] if records else None
+        raise NonconformanceError(
+            UNEXPLAINED,
+            message,
+            self.steps,
+            observed=last.record.describe() if last is not None else "",
+            allowed=sorted(r.describe() for r in last.allowed) if last is not None else [],
+        )
+
+    def settled(self, states: frozenset[System]) -> frozenset[System]:
+        """The closure of ``states`` over internal actions, filtered by what the backend
+        observes; the internal actions that explain it are noted for coverage.
+
+        Raises:
+            ClosureTooLargeError: more than :data:`MAX_CLOSURE` states are reachable.
+        """
+        paths = internal_paths(self.config, states)
+        if paths is None:
+            raise ClosureTooLargeError(
+                f"after {self.steps[-1] if self.steps else 'the start'} the model allows more "
+                f"than {MAX_CLOSURE} states; pin defer_accept in the profile (--defer-accept on "
+                "or off) or verify fewer workers"
+            )
+        allowed = self.backend.allowed(frozenset(paths))
+        self.backend.coverage.inferred |= actions_on_paths(paths, allowed)
+        return allowed
 
     def is_enabled(self, action: Action) -> bool:
         """True when ``action`` may fire in some candidate state (and the backend lets us choose)."""

@@ -33,8 +33,9 @@ import os
 import signal
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from forkshare.conformance.observe.client import Client
@@ -45,22 +46,25 @@ from forkshare.conformance.observe.errors import (
     ProcAccessDeniedError,
 )
 from forkshare.conformance.observe.launch import RunningTarget, free_port, launch
-from forkshare.conformance.observe.observer import ServerSnapshot, snapshot, who_accepted
-from forkshare.conformance.observe.procfs import TcpState, read_stat, read_tcp_table
+from forkshare.conformance.observe.observer import ServerSnapshot, snapshot
+from forkshare.conformance.observe.procfs import read_lock_holders, read_stat
 from forkshare.conformance.observe.role import Role
-from forkshare.conformance.verify.abstraction import (
-    Abstract,
-    ProcessFacts,
-    facts,
-    of_state,
-    role_of,
-)
-from forkshare.conformance.verify.machine import SETTLE, Step
+from forkshare.conformance.verify.abstraction import Abstract, of_state, record, role_in, role_of
+from forkshare.conformance.verify.coverage import Coverage
+from forkshare.conformance.verify.machine import SETTLE, NonconformanceError, Step
 from forkshare.conformance.verify.profile import Profile
+from forkshare.conformance.verify.scenarios import HOLDER
 from forkshare.conformance.verify.target import command_line, trace_path
+from forkshare.conformance.verify.timing import Bounds as TimedBounds
+from forkshare.conformance.verify.timing import Context, Timekeeper
+from forkshare.conformance.verify.view import ViewBuilder
+from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config, Mode
-from forkshare.model.observation import Outcome
+from forkshare.model.liveness import LIVENESS
+from forkshare.model.monitors import Moment, first_broken
+from forkshare.model.observation import ClientView, Observation, Outcome
 from forkshare.model.state import System
+from forkshare.model.table import Kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,7 @@ class Settling:
 
 @dataclass(slots=True)
 class Observed:
-    """One step's evidence, kept for the report."""
+    """One step's evidence, kept for the report and the diagnosis."""
 
     step: Step
     record: Abstract
@@ -89,8 +93,7 @@ class Live:
 
     target: RunningTarget
     directory: Path
-    masters: set[int] = field(default_factory=set)
-    seen: set[int] = field(default_factory=set)
+    views: ViewBuilder
 
 
 class TargetBackend:
@@ -104,6 +107,7 @@ class TargetBackend:
         profile: Profile,
         settling: Settling = Settling(),
         base: Path | None = None,
+        bounds: TimedBounds | None = None,
     ) -> None:
         self.config = config
         self.profile = profile
@@ -113,11 +117,21 @@ class TargetBackend:
         self.clients: list[Client] = []
         self.live: Live | None = None
         self.history: list[Observed] = []
+        self.moments: list[Moment] = [Moment(None, Observation((), (), ()))]
+        self.timekeeper = Timekeeper(bounds or timed_bounds(profile))
         self.trace_files: list[Path] = []
         self._step: Step = ("initial", ())
+        self._real_step: Step | None = None
+        self._signalled = 0
+        self._reachable = AcceptReachability(config, {})
         self.registered = 0
         self._passfd = config.mode is Mode.PASSFD
         self.findings: list[str] = []
+        self.steps: list[Step] = []
+        """The machine's steps so far (the machine shares its list), for the violations raised here."""
+        self.coverage = Coverage()
+        self.failed = False
+        """A violation was raised: the run ends, :meth:`drain` measures nothing more."""
 
     # ------------------------------------------------------------------ actions
 
@@ -133,9 +147,16 @@ class TargetBackend:
         """
         self._step = step
         name, args = step
+        self._real_step = None
         if step == SETTLE:
             return True
-        return PERFORMERS[name](self, args, states)
+        self._signalled = 0
+        reached = PERFORMERS[name](self, args, states)
+        if reached:
+            self.coverage.performed[name] += 1
+            # The monitors read the step with the real pid it reached.
+            self._real_step = (name, (self._signalled,)) if self._signalled else (name, args)
+        return reached
 
     def start(self) -> RunningTarget:
         """Launch the target on the backend's port, in a fresh scratch directory.
@@ -146,7 +167,8 @@ class TargetBackend:
         directory = Path(tempfile.mkdtemp(prefix="forkshare-verify-", dir=self.base))
         argv = command_line(self.profile, self.port, self.config.workers, directory)
         target = launch(argv, self.port, output_dir=directory)
-        self.live = Live(target, directory, masters={target.group.pid})
+        self.live = Live(target, directory, ViewBuilder(target.group.pid, self.port))
+        _RUNNING.add(self)
         trace = trace_path(self.profile, self.port, self.config.workers, directory)
         if trace is not None:
             self.trace_files.append(trace)
@@ -155,6 +177,7 @@ class TargetBackend:
     def send_signal(self, signum: int, pid: int) -> None:
         """Send ``signum`` to real process ``pid`` (gone already: nothing to do); a master we
         SIGKILL is reaped, since we are its parent."""
+        self._signalled = pid
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
         live = self.live
@@ -163,18 +186,26 @@ class TargetBackend:
 
     def real_pid(self, model_pid: int, states: frozenset[System]) -> int | None:
         """The real process playing model process ``model_pid`` (see Discussion), or None when
-        the target has no process in that category (the step's signal would reach no one)."""
+        the target has no process in that category (the step's signal would reach no one).
+
+        Categories are a process's family (master, or worker whether orphaned or not: a master
+        may exit between the observation and the step, F8) and whether it is stopped."""
+        view = self.look()
         for state in sorted(states, key=repr):
             proc = state.process(model_pid)
             if proc is None or not proc.is_alive:
                 continue
-            category = (role_of(state, model_pid), proc.stopped)
+            category = (_family(role_of(state, model_pid)), proc.stopped)
             peers = sorted(
                 p.pid
                 for p in state.processes
-                if p.is_alive and (role_of(state, p.pid), p.stopped) == category
+                if p.is_alive and (_family(role_of(state, p.pid)), p.stopped) == category
             )
-            real = sorted(pid for pid, facts in self.processes().items() if facts[:2] == category)
+            real = sorted(
+                p.pid
+                for p in view.processes
+                if p.alive and (_family(role_in(p)), p.stopped) == category
+            )
             index = peers.index(model_pid)
             if index < len(real):
                 return real[index]
@@ -183,73 +214,121 @@ class TargetBackend:
     # ------------------------------------------------------------------ observation
 
     def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
-        """The candidates whose record equals the target's, once it has settled."""
+        """The candidates whose record equals the target's, once it has settled; on the way,
+        every timed property is measured and, once settled, every monitor is run.
+
+        Raises:
+            NonconformanceError: a monitor or a timed property names a broken property.
+        """
         by_record: dict[Abstract, set[System]] = {}
         for state in candidates:
             by_record.setdefault(of_state(state, self._passfd), set()).add(state)
-        record = self.observe()
+        reachable = AcceptReachability(self.config, by_record)
+        self._reachable = reachable
+        view = self.look()
+        self._note(view, self._real_step)
         deadline = time.monotonic() + self.settling.timeout
         quiet_since = time.monotonic()
-        while time.monotonic() < deadline:
-            if record in by_record and time.monotonic() - quiet_since >= self.settling.quiet:
+        while True:
+            current = record(view, self._passfd)
+            self._time(view, reachable.of(current))
+            now = time.monotonic()
+            if current in by_record and now - quiet_since >= self._quiet(view):
+                break
+            if now >= deadline:
                 break
             time.sleep(self.settling.interval)
-            current = self.observe()
-            if current != record:
-                record, quiet_since = current, time.monotonic()
-        self.history.append(Observed(self._step, record, frozenset(by_record)))
-        return frozenset(by_record.get(record, ()))
+            newer = self.look()
+            if record(newer, self._passfd) != current:
+                quiet_since = time.monotonic()
+            view = newer
+            self._note(view, None)
+        self.history.append(Observed(self._step, current, frozenset(by_record)))
+        self.coverage.records.add(current)
+        return frozenset(by_record.get(current, ()))
+
+    def _note(self, view: Observation, step: Step | None) -> None:
+        """Add ``view`` to the monitors' history when something changed (or a step was
+        performed) and let the monitors judge it, so a break that the server undoes before it
+        settles is still seen.
+
+        Raises:
+            NonconformanceError: a monitor names a broken property.
+        """
+        if step is None and view == self.moments[-1].view:
+            return
+        self.moments.append(Moment(step, view))
+        self._judge()
+
+    def _quiet(self, view: Observation) -> float:
+        """How long an allowed record must hold still: not at all while the tester holds a
+        process stopped (it is then deliberately keeping the server still, and a request in a
+        stopped worker's hands must not wait out the worker's read timeout)."""
+        held = any(p.alive and p.stopped for p in view.processes)
+        return 0.0 if held else self.settling.quiet
+
+    def pause(self, seconds: float) -> None:
+        """Let ``seconds`` pass, measuring the timed properties all along (may raise)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            view = self.look()
+            self._time(view, self._reachable.of(record(view, self._passfd)))
+            time.sleep(self.settling.interval)
+
+    def drain(self) -> None:
+        """At the end of a run: let every running clock end, or run out (bounded by the largest
+        bound), so a worker never replaced or a stop that never ends is still caught.
+
+        Raises:
+            NonconformanceError: a timed property ran past its bound.
+        """
+        if self.live is None or self.failed:
+            return  # the first property broken is the verdict; nothing more is measured
+        longest = _longest(self.timekeeper)
+        deadline = time.monotonic() + longest + 0.5
+        while self.timekeeper.pending() and time.monotonic() < deadline:
+            self._time(self.look(), accept_reachable=False)
+            time.sleep(self.settling.interval * 5)
+
+    def _time(self, view: Observation, accept_reachable: bool) -> None:
+        ctx = Context(
+            workers=self.config.workers,
+            worker_connections=self.config.worker_connections,
+            mode=self.config.mode,
+            parent_death=self.config.parent_death,
+            accept_reachable=accept_reachable,
+        )
+        probe = [*self.moments, Moment(self._real_step, view)]
+        found = self.timekeeper.observe(time.monotonic(), probe, ctx)
+        if found is not None:
+            self._raise(*found)
+
+    def _judge(self) -> None:
+        found = first_broken(self.config, self.moments)
+        if found is not None:
+            self._raise(*found)
+
+    def _raise(self, prop: str, evidence: str) -> None:
+        self.failed = True
+        last = self.history[-1] if self.history else None
+        raise NonconformanceError(
+            prop,
+            evidence,
+            self.steps,
+            observed=last.record.describe() if last else "",
+            allowed=sorted(r.describe() for r in last.allowed) if last else [],
+        )
+
+    def look(self) -> Observation:
+        """The target now, as the model sees a state (real pids and inodes)."""
+        live = self.live
+        if live is None:
+            return Observation((), (), tuple(live_client(i, c) for i, c in enumerate(self.clients)))
+        return live.views.build(self._snapshot(live), self.clients)
 
     def observe(self) -> Abstract:
         """The target's record now."""
-        processes = self.processes()
-        queues = tuple(
-            sorted(
-                row.rx_queue
-                for row in read_tcp_table(None)
-                if row.state == TcpState.LISTEN and row.local.port == self.port
-            )
-        )
-        return Abstract(
-            processes=tuple(sorted(processes.values())),
-            queues=queues,
-            clients=tuple(self._client(c, processes) for c in self.clients),
-        )
-
-    def _client(self, client: Client, processes: dict[int, ProcessFacts]) -> tuple[str, str]:
-        outcome = client.outcome()
-        if outcome != Outcome.PENDING or client.local is None:
-            return (outcome, "")
-        owner = who_accepted(client.local.port, server_port=self.port)
-        if owner is None:
-            return (outcome, "")
-        return (outcome, str(processes[owner][0] if owner in processes else Role.WORKER))
-
-    def processes(self) -> dict[int, ProcessFacts]:
-        """Live processes of the target: pid → (role, stopped, listening sockets held)."""
-        live = self.live
-        if live is None:
-            return {}
-        snap = self._snapshot(live)
-        found: dict[int, ProcessFacts] = {}
-        if snap is not None:
-            for view in snap.processes:
-                if view.state in ("Z", "X"):
-                    continue
-                if view.role is Role.MASTER:
-                    live.masters.add(view.pid)
-                found[view.pid] = facts(
-                    view.role, view.state in ("T", "t"), len(view.held_inodes), self._passfd
-                )
-        for pid in live.seen - set(found):
-            stat = read_stat(pid)
-            if stat is None or stat.state in ("Z", "X"):
-                continue
-            orphan_or_worker = Role.ORPHAN if stat.ppid == 1 else Role.WORKER
-            role = Role.MASTER if pid in live.masters else orphan_or_worker
-            found[pid] = facts(role, stat.state in ("T", "t"), 0, self._passfd)
-        live.seen |= set(found)
-        return found
+        return record(self.look(), self._passfd)
 
     def _snapshot(self, live: Live) -> ServerSnapshot | None:
         root = live.target.group.pid
@@ -263,16 +342,99 @@ class TargetBackend:
 
     def close(self) -> None:
         """Close the clients, kill the target's process group and every process seen."""
+        _RUNNING.discard(self)
         for client in self.clients:
             client.close()
         if self.live is not None:
             with contextlib.suppress(ProcessLookupError):
-                self.live.target.group.stop(grace=1.0, extra_pids=tuple(self.live.seen))
+                self.live.target.group.stop(
+                    grace=1.0, extra_pids=tuple(self.live.views.first_parent)
+                )
 
 
-HOLDER = -1
-"""A step argument standing for "the worker whose epoll set holds the listener" (the accept-mutex
-holder, DOMAIN.md §8), resolved on the running target by :meth:`TargetBackend.resolve`."""
+_RUNNING: weakref.WeakSet[TargetBackend] = weakref.WeakSet()
+"""Backends whose target is started and not yet closed (see :func:`close_all`)."""
+
+
+def close_all() -> None:
+    """Stop every target still running: what ``forkshare verify`` does on Ctrl-C, when an
+    interrupted run may not have reached its teardown."""
+    for backend in list(_RUNNING):
+        backend.close()
+
+
+def _family(role: Role) -> Role:
+    """Workers and orphans are one family when choosing whom a signal is for."""
+    return Role.WORKER if role is Role.ORPHAN else role
+
+
+def _longest(keeper: Timekeeper) -> float:
+    bounds = keeper.bounds
+    return max(
+        bounds.respawn,
+        bounds.service,
+        bounds.mutex,
+        bounds.orphans,
+        bounds.graceful,
+        bounds.shutdown,
+    )
+
+
+def live_client(cid: int, client: Client) -> ClientView:
+    """A client before any server runs: its own outcome only."""
+    return ClientView(cid, client.outcome(), 0, 0, client.requested)
+
+
+def timed_bounds(profile: Profile) -> TimedBounds:
+    """The timed properties' bounds a profile sets (the orphans' bound: its parent-death bound,
+    or the default of ``orphans_exit_within_bound``)."""
+    orphans = profile.parent_death_bound
+    return TimedBounds(
+        respawn=profile.respawn_bound,
+        service=profile.service_bound,
+        mutex=profile.mutex_bound,
+        orphans=orphans if orphans else LIVENESS["orphans_exit_within_bound"].bound,
+        graceful=profile.graceful_bound,
+        shutdown=profile.shutdown_bound,
+    )
+
+
+class AcceptReachability:
+    """Whether every model state with a given record can accept a queued connection by
+    internal steps alone (computed once per record)."""
+
+    def __init__(self, config: Config, by_record: dict[Abstract, set[System]]) -> None:
+        self.config = config
+        self.by_record = by_record
+        self.known: dict[Abstract, bool] = {}
+
+    def of(self, current: Abstract) -> bool:
+        """False for a record the model does not allow (nothing is owed on unexplained ground)."""
+        if current not in self.known:
+            states = self.by_record.get(current, set())
+            self.known[current] = bool(states) and all(
+                accept_reachable(self.config, s) for s in states
+            )
+        return self.known[current]
+
+
+def accept_reachable(config: Config, state: System) -> bool:
+    """Some internal path from ``state`` reaches an enabled ``accept`` (bounded search)."""
+    seen = {state}
+    frontier = [state]
+    while frontier and len(seen) < 2000:
+        current = frontier.pop()
+        if any(True for _ in ACTIONS["accept"].arguments(config, current)):
+            return True
+        for action in ACTIONS.values():
+            if action.kind is not Kind.INTERNAL or action.name == "accept":
+                continue
+            for args in action.arguments(config, current):
+                for succ in action.successors(config, current, args):
+                    if succ not in seen:
+                        seen.add(succ)
+                        frontier.append(succ)
+    return False
 
 
 def resolve(
@@ -291,8 +453,9 @@ def resolve(
         "one worker registers the listener",
     )
     backend.registered = real
+    view = backend.look()
     workers = sorted(
-        pid for pid, facts in backend.processes().items() if facts[:2] == (Role.WORKER, False)
+        p.pid for p in view.processes if p.alive and not p.stopped and role_in(p) is Role.WORKER
     )
     state = min(states, key=repr)
     peers = sorted(
@@ -305,16 +468,17 @@ def resolve(
 
 
 def _registered_worker(backend: TargetBackend) -> int | None:
+    """The one worker whose epoll set holds the listener (nginx's mutex holder), else the one
+    worker holding a file lock (an flock/fcntl accept mutex, /proc/locks), else None."""
     snap = backend._snapshot(backend.live) if backend.live is not None else None
     if snap is None:
         return None
-    registered = {
-        pid
-        for lst in snap.listeners
-        for pid in snap.registrants(lst.inode)
-        if (view := snap.process(pid)) is not None and view.role is Role.WORKER
-    }
-    return registered.pop() if len(registered) == 1 else None
+    workers = {p.pid for p in snap.with_role(Role.WORKER)}
+    registered = {pid for lst in snap.listeners for pid in snap.registrants(lst.inode)} & workers
+    if len(registered) == 1:
+        return registered.pop()
+    locking = set(read_lock_holders()) & workers
+    return locking.pop() if len(locking) == 1 else None
 
 
 def stall_finding(

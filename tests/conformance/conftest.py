@@ -4,6 +4,7 @@ sharing mode, and the Debian nginx. Every server runs in its own process group (
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -38,6 +39,18 @@ def start_tiny(tmp_path: Path) -> Iterator[StartTiny]:
     yield start
     for target in started:
         target.group.stop(grace=1.0)
+
+
+def require_package(present: bool, package: str, needed_by: str) -> None:
+    """Skip a test whose Debian ``package`` is missing on a developer's machine; in CI (``CI``
+    set, as ``.ci/run`` does) fail instead, since CI installs every package of
+    ``.ci/system-packages.toml``."""
+    if present:
+        return
+    message = f"{needed_by} needs {package}: apt-get install {package}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI installs it: .ci/system-packages.toml)")
+    pytest.skip(message)
 
 
 def nginx_config(directory: Path, port: int) -> Path:

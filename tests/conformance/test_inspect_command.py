@@ -76,6 +76,21 @@ def test_inspect_shows_each_holder_and_its_fd_for_the_tiny_server(
 
 
 @pytest.mark.process
+def test_inspect_draws_the_shared_kernel_objects_as_text_and_json(
+    start_tiny: StartTiny, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = start_tiny("exclusive", 2)
+    status, out, _ = run(["--port", str(server.port)], capsys)
+    assert status == 0
+    assert "3 descriptors → 1 open file description → 1 socket → 1 accept queue" in out
+    assert "reference count 3" in out
+    status, out, _ = run(["--port", str(server.port), "--json"], capsys)
+    objects = json.loads(out)["kernel_objects"]
+    assert [d["reference_count"] for d in objects["descriptions"]] == [3]
+    assert [s["reuseaddr"] for s in objects["sockets"]] == [True]
+
+
+@pytest.mark.process
 def test_missing_dot_is_a_clear_failure(
     start_tiny: StartTiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -122,7 +137,7 @@ def test_inspect_json_on_nginx_has_exclusive_registrations(
 
 
 @pytest.mark.nginx
-def test_inspect_svg_on_nginx_draws_processes_sockets_and_epoll_edges(
+def test_inspect_svg_on_nginx_draws_the_kernel_objects_and_epoll_edges(
     nginx: RunningTarget, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     if shutil.which("dot") is None:
@@ -134,3 +149,4 @@ def test_inspect_svg_on_nginx_draws_processes_sockets_and_epoll_edges(
     assert text.startswith("<?xml")
     assert text.count("worker ") >= 2
     assert "EXCLUSIVE" in text
+    assert "reference count 3" in text  # the master's and both workers' descriptors

@@ -3,9 +3,14 @@ kernel. Each sample's provenance is in the test that reads it."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import socket
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +105,76 @@ def test_stat_splits_after_the_last_parenthesis() -> None:
         2646,
     )
     assert stat.starttime == 72600
+
+
+def test_locks_show_holders_and_waiters_of_each_file() -> None:
+    # Captured on Linux 6.18: a process holding an OFD read lock, a POSIX lock and an flock(),
+    # and its child blocked in flock() on the same file (wchan locks_lock_inode_wait).
+    locks = procfs.parse_locks(sample("proc_locks.txt"))
+    assert [(lock.kind, lock.pid, lock.waiting) for lock in locks] == [
+        ("OFDLCK", -1, False),
+        ("POSIX", 13280, False),
+        ("FLOCK", 13280, False),
+        ("FLOCK", 13281, True),
+    ]
+    assert locks[2].file == locks[3].file == "fe:00:2147017"
+    assert locks[3].access == "WRITE"
+
+
+def test_a_short_locks_line_is_a_format_error() -> None:
+    with pytest.raises(ProcFormatError, match="short /proc/locks line"):
+        procfs.parse_locks("1: FLOCK ADVISORY WRITE")
+
+
+@pytest.mark.process
+def test_the_live_kernel_shows_an_flock_waiter() -> None:
+    holder_fd, path = tempfile.mkstemp()
+    fcntl.flock(holder_fd, fcntl.LOCK_EX)
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"import fcntl; fcntl.flock(open({path!r}), fcntl.LOCK_EX)"]
+    )
+    try:
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            waiting = [lock for lock in procfs.read_locks() if lock.pid == child.pid]
+            if waiting:
+                break
+            time.sleep(0.02)
+        assert waiting
+        assert waiting[0].waiting
+        assert waiting[0].kind == "FLOCK"
+        mine = [lock for lock in procfs.read_locks() if lock.pid == os.getpid()]
+        assert [lock.file for lock in mine] == [waiting[0].file]
+    finally:
+        child.kill()
+        child.wait(5.0)
+        os.close(holder_fd)
+        os.unlink(path)
+
+
+@pytest.mark.process
+def test_an_exec_changes_the_stack_start_but_not_the_pid_or_start_time() -> None:
+    program = "import os, time; time.sleep(0.3); os.execv('/bin/sleep', ['sleep', '5'])"
+    child = subprocess.Popen([sys.executable, "-c", program])
+    try:
+        deadline = time.monotonic() + 5.0
+        before = procfs.read_stat(child.pid)
+        # Popen returns once exec has begun; the new image's stack is set up a moment later.
+        while time.monotonic() < deadline and before is not None and before.startstack == 0:
+            time.sleep(0.01)
+            before = procfs.read_stat(child.pid)
+        after = before
+        while time.monotonic() < deadline and after is not None and after.comm != "sleep":
+            time.sleep(0.02)
+            after = procfs.read_stat(child.pid)
+        assert before is not None
+        assert after is not None
+        assert after.comm == "sleep"
+        assert after.starttime == before.starttime
+        assert after.startstack != before.startstack != 0  # K20's re-exec, seen from outside
+    finally:
+        child.kill()
+        child.wait(5.0)
 
 
 def test_status_gives_ppid_euid_threads_and_context_switches() -> None:

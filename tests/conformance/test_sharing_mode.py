@@ -15,7 +15,12 @@ from forkshare.conformance.observe.observer import (
     ProcessView,
     ServerSnapshot,
 )
-from forkshare.conformance.observe.procfs import EPOLLEXCLUSIVE, Endpoint, ListenCounters
+from forkshare.conformance.observe.procfs import (
+    EPOLLEXCLUSIVE,
+    Endpoint,
+    FileLock,
+    ListenCounters,
+)
 from forkshare.conformance.observe.role import Role
 from forkshare.conformance.observe.sharing_mode import SharingMode, infer_mode
 
@@ -49,7 +54,9 @@ def process(
     )
 
 
-def snap(*processes: ProcessView, inodes: tuple[int, ...] = (10,)) -> ServerSnapshot:
+def snap(
+    *processes: ProcessView, inodes: tuple[int, ...] = (10,), locks: tuple[FileLock, ...] = ()
+) -> ServerSnapshot:
     return ServerSnapshot(
         root_pid=None,
         port=ADDRESS.port,
@@ -57,6 +64,7 @@ def snap(*processes: ProcessView, inodes: tuple[int, ...] = (10,)) -> ServerSnap
         listeners=tuple(ListeningSocket(ADDRESS, inode, 0) for inode in inodes),
         queued=(),
         counters=ListenCounters(0, 0),
+        locks=locks,
     )
 
 
@@ -87,6 +95,24 @@ def test_workers_asleep_in_accept_are_blocking() -> None:
     assert infer_mode(snap(MASTER, *workers)).mode == SharingMode.BLOCKING
 
 
+def test_workers_asleep_in_accept_with_an_unused_epoll_registration_are_blocking() -> None:
+    # Apache prefork, one Listen: each child adds the listener to a pollset and never waits on it
+    workers = [
+        process(p, Role.WORKER, registered={10: 0x19}, wchan="inet_csk_accept") for p in (101, 102)
+    ]
+    inference = infer_mode(snap(MASTER, *workers))
+    assert inference.mode == SharingMode.BLOCKING
+    assert "accept()" in inference.reason
+
+
+def test_a_worker_in_epoll_wait_beside_one_in_accept_is_not_blocking() -> None:
+    workers = [
+        process(101, Role.WORKER, registered={10: 0x19}, wchan="inet_csk_accept"),
+        process(102, Role.WORKER, registered={10: 0x19}, wchan="do_epoll_wait"),
+    ]
+    assert infer_mode(snap(MASTER, *workers)).mode == SharingMode.POLL
+
+
 def test_workers_asleep_in_select_are_poll() -> None:
     wchan = "poll_schedule_timeout.constprop.0"  # gunicorn sync workers, G1
     workers = [process(p, Role.WORKER, wchan=wchan) for p in (101, 102)]
@@ -105,6 +131,44 @@ def test_mixed_exclusive_and_plain_registrations_are_unknown() -> None:
         process(101, Role.WORKER, registered={10: EXCLUSIVE}),
         process(102, Role.WORKER, registered={10: 0x19}),
     ]
+    assert infer_mode(snap(MASTER, *workers)).mode == SharingMode.UNKNOWN
+
+
+SELECT = "poll_schedule_timeout.constprop.0"
+LOCK_FILE = "fe:00:2147017"
+
+
+def test_one_worker_holding_a_file_lock_the_others_wait_for_is_the_accept_mutex() -> None:
+    # The zoo's flock_mutex (Apache prefork with several Listen lines, DOMAIN §3): the holder
+    # sleeps in select() on the listener, the other worker in flock().
+    holder = process(101, Role.WORKER, wchan=SELECT)
+    waiter = process(102, Role.WORKER, wchan="locks_lock_inode_wait")
+    locks = (
+        FileLock(LOCK_FILE, 101, "FLOCK", "WRITE", waiting=False),
+        FileLock(LOCK_FILE, 102, "FLOCK", "WRITE", waiting=True),
+    )
+    inference = infer_mode(snap(MASTER, holder, waiter, locks=locks))
+    assert inference.mode == SharingMode.MUTEX
+    assert "worker 101 holds a FLOCK lock" in inference.reason
+
+
+def test_a_lock_nobody_waits_for_proves_no_mutex() -> None:
+    workers = [process(p, Role.WORKER, wchan=SELECT) for p in (101, 102)]
+    locks = (FileLock(LOCK_FILE, 101, "POSIX", "WRITE", waiting=False),)  # e.g. a pid file
+    assert infer_mode(snap(MASTER, *workers, locks=locks)).mode == SharingMode.POLL
+
+
+def test_one_worker_on_the_listener_and_the_others_on_a_futex_is_the_accept_mutex() -> None:
+    # A process-shared pthread mutex (APR >= 1.7, DOMAIN §3) shows no /proc/locks entry.
+    holder = process(101, Role.WORKER, wchan="inet_csk_accept")
+    waiters = [process(p, Role.WORKER, wchan="futex_wait_queue") for p in (102, 103)]
+    inference = infer_mode(snap(MASTER, holder, *waiters))
+    assert inference.mode == SharingMode.MUTEX
+    assert "worker 101 waits on it" in inference.reason
+
+
+def test_workers_that_all_sleep_on_a_futex_are_not_a_mutex() -> None:
+    workers = [process(p, Role.WORKER, wchan="futex_wait_queue") for p in (101, 102)]
     assert infer_mode(snap(MASTER, *workers)).mode == SharingMode.UNKNOWN
 
 

@@ -17,6 +17,7 @@ from forkshare.conformance.observe import procfs
 from forkshare.conformance.observe.deadline import wait_until
 from forkshare.conformance.observe.launch import free_port
 from forkshare.conformance.observe.observer import snapshot
+from forkshare.conformance.observe.role import Role
 from forkshare.conformance.strace import strace_run
 
 Command = Callable[[int], list[str]]  # the nginx_command fixture (conftest.py)
@@ -199,3 +200,29 @@ def _three_holders(port: int) -> list[int] | None:
     snap = snapshot(port=port)
     holders = list(snap.holders(snap.listeners[0].inode))
     return holders if len(holders) == 3 else None
+
+
+def test_a_traced_server_can_be_read_while_it_runs_and_is_stopped_after_the_block(
+    tiny_command: Callable[[str], Command],
+) -> None:
+    port = free_port()
+    strace = shutil.which("strace") or "strace"
+    with strace_run.traced_server(
+        strace, tiny_command("exclusive")(port), port=port, timeout=10
+    ) as server:
+        server.wait_quiet()
+        live = server.analysis()
+        holders = _three_holders(port)
+    assert server.port == port
+    assert live.master is not None
+    assert [c.name for c in live.master.calls if c.name in ("bind", "listen")] == ["bind", "listen"]
+    # The workers made their own epoll instance after the fork, then registered the listener.
+    for worker in live.with_role(Role.WORKER):
+        names = [c.name for c in worker.calls]
+        assert names.index("epoll_create1") < names.index("epoll_ctl"), names
+    assert holders is not None
+    assert server.stop() is server.stop()  # stopped once, at the end of the block
+    assert not any(
+        (stat := procfs.read_stat(pid)) is not None and stat.state not in ("Z", "X")
+        for pid in holders
+    )

@@ -4,11 +4,16 @@ test, which starts a command that exits at once)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
+import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from forkshare.conformance.verify import target
 from forkshare.conformance.verify.abstraction import of_state
 from forkshare.conformance.verify.command import main
 from forkshare.conformance.verify.errors import ProfileError
@@ -22,12 +27,14 @@ from forkshare.conformance.verify.trace_check import check_trace
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config, Mode, ParentDeath
 from forkshare.model.explorer import initial_state
+from tests.conformance.conftest import require_package
 
 
 def test_every_mode_of_the_reference_server_nginx_and_gunicorn_are_bundled() -> None:
     names = set(bundled_names())
     assert {f"forkshare-{mode.value}" for mode in Mode} <= names
     assert {"nginx", "nginx-mutex", "nginx-reuseport", "gunicorn", "gunicorn-reuseport"} <= names
+    assert {"apache-prefork", "node-cluster-rr", "node-cluster-none"} <= names
 
 
 def test_bundled_profiles_state_their_signals_and_parent_death_policy() -> None:
@@ -47,6 +54,64 @@ def test_nginx_config_is_written_with_the_profiles_accept_mutex_and_reuseport(
     assert "worker_processes 3;" in conf
     assert "accept_mutex off;" in conf
     assert argv[0] == "/usr/sbin/nginx"
+
+
+def test_apache_config_is_written_from_the_bundled_template_with_port_dir_and_workers() -> None:
+    require_package(Path(target.APACHE).exists(), "apache2", "the Apache target")
+    directory = Path(tempfile.mkdtemp(prefix="forkshare-test-"))  # root's Apache needs o+x
+    try:
+        argv = command_line(load_bundled("apache-prefork"), 8999, 3, directory)
+        conf = (directory / "apache2.conf").read_text()
+        assert argv == [
+            target.APACHE,
+            "-f",
+            f"{directory}/apache2.conf",
+            "-d",
+            str(directory),
+            "-DFOREGROUND",
+        ]
+        assert "Listen 127.0.0.1:8999" in conf
+        assert "MaxRequestWorkers 3" in conf
+        assert f'DocumentRoot "{directory}/htdocs"' in conf
+        assert (directory / "htdocs" / "index.html").stat().st_mode & stat.S_IROTH
+        if os.geteuid() == 0:  # the children run as www-data
+            assert directory.stat().st_mode & stat.S_IXOTH
+    finally:
+        shutil.rmtree(directory)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root's Apache serves as www-data")
+def test_apache_as_root_refuses_a_scratch_directory_its_children_cannot_reach(
+    tmp_path: Path,
+) -> None:
+    require_package(Path(target.APACHE).exists(), "apache2", "the Apache target")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (private / "run").mkdir()
+    with pytest.raises(ProfileError, match=f"{private} is not searchable by others"):
+        command_line(load_bundled("apache-prefork"), 8999, 2, private / "run")
+
+
+@pytest.mark.parametrize("sched", ["rr", "none"])
+def test_node_runs_a_copy_of_the_bundled_supervisor_with_the_profiles_policy(
+    tmp_path: Path, sched: str
+) -> None:
+    require_package(shutil.which(target.NODE) is not None, "nodejs", "the Node targets")
+    argv = command_line(load_bundled(f"node-cluster-{sched}"), 8999, 3, tmp_path)
+    script = tmp_path / "node_cluster.js"
+    assert argv[1:] == [str(script), "--port", "8999", "--workers", "3", "--sched", sched]
+    assert script.read_text() == target.bundled_target_file("node_cluster.js")
+
+
+def test_a_missing_node_or_apache_names_the_package_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no node on it
+    with pytest.raises(ProfileError, match="apt-get install nodejs"):
+        command_line(load_bundled("node-cluster-rr"), 8999, 2, tmp_path)
+    monkeypatch.setattr(target, "APACHE", str(tmp_path / "no-apache2"))
+    with pytest.raises(ProfileError, match="apt-get install apache2"):
+        command_line(load_bundled("apache-prefork"), 8999, 2, tmp_path)
 
 
 @pytest.mark.parametrize(

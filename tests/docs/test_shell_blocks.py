@@ -50,6 +50,8 @@ PORT_WAIT = 20.0
 
 NOT_RUN: dict[tuple[str, str], str] = {
     ("tutorial.rst", "make install"): "installs into .venv, which the test suite is running from",
+    ("tutorial.rst", "make demo"): "installs first, then the tour; tests/cli/test_demo.py runs "
+    "the tour itself in both languages",
     ("tutorial.rst", ".venv/bin/forkshare explore --all"): "takes a minute or more; the model's "
     "own tests cover every mode and variant",
     (

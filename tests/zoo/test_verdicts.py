@@ -1,0 +1,81 @@
+"""The verifier's verdict matrix on the zoo: servers it was not written against.
+
+Each correct server conforms in every one of ``RUNS_OF_CORRECT`` runs (a false alarm in any run
+fails); each defective server is caught, and the property named is its defect's (or one its
+manifest lists under ``also``: the same defect can break a related property first, depending on
+the steps taken). The runs use the verifier's public API with discovery and the scenarios, as
+``forkshare verify --command … --reload-signal … --graceful-signal … --fast-signal …`` does.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forkshare.conformance.verify.profile import Profile, profile_from_table
+from forkshare.conformance.verify.verify import Plan, Result, verify
+
+ZOO = Path(__file__).parent
+MANIFEST: dict[str, dict[str, Any]] = tomllib.loads((ZOO / "manifest.toml").read_text())
+RUNS_OF_CORRECT = 5
+MATRIX_PLAN = Plan(workers=2, examples=1, steps=8, shrink=False, derandomize=True)
+"""Discovery, every scenario, and one short walk: what a default run does, smaller."""
+
+pytestmark = [pytest.mark.process, pytest.mark.zoo, pytest.mark.timeout(900)]
+
+
+def profile_of(name: str) -> Profile:
+    """The ad-hoc profile ``--command`` and the signal flags would build for zoo server ``name``."""
+    entry = MANIFEST[name]
+    command = entry["command"].replace("{dir}", str(ZOO)).replace("{python}", sys.executable)
+    return profile_from_table(
+        name,
+        {
+            "kind": "command",
+            "command": command,
+            "reload_signal": entry["reload_signal"],
+            "graceful_signal": entry["graceful_signal"],
+            "fast_signal": entry["fast_signal"],
+        },
+    )
+
+
+def explain(result: Result) -> str:
+    """The verdict with its evidence, for an assertion message."""
+    violation = result.violation
+    if violation is None:
+        return result.verdict
+    return (
+        f"{result.verdict} ({violation.found_by}): {violation.message}\n"
+        f"steps {violation.steps}\nobserved {violation.observed}\nallowed {violation.allowed}\n"
+        f"discovered {result.discovered}"
+    )
+
+
+CORRECT = [name for name, entry in MANIFEST.items() if entry["correct"]]
+DEFECTIVE = [name for name, entry in MANIFEST.items() if not entry["correct"]]
+
+
+@pytest.mark.parametrize("name", CORRECT)
+def test_each_correct_server_conforms_in_every_run(name: str) -> None:
+    for run in range(RUNS_OF_CORRECT):
+        result = verify(profile_of(name), MATRIX_PLAN)
+        assert result.verdict == "conforms", f"run {run + 1}: {explain(result)}"
+
+
+@pytest.mark.parametrize("name", DEFECTIVE)
+def test_each_defective_server_is_caught_under_its_property(name: str) -> None:
+    entry = MANIFEST[name]
+    named = {entry["property"], *entry.get("also", [])}
+    result = verify(profile_of(name), MATRIX_PLAN)
+    assert result.violation is not None, f"{name} passed: {explain(result)}"
+    assert result.violation.prop in named, explain(result)
+
+
+def test_the_matrix_covers_at_least_three_correct_and_twelve_defective_servers() -> None:
+    assert len(CORRECT) >= 3
+    assert len(DEFECTIVE) >= 12
