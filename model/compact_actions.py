@@ -39,15 +39,19 @@ from forkshare.model.compact_kernel import (
 from forkshare.model.compact_rules import Rules
 from forkshare.model.compact_state import (
     ABANDONED,
+    ABORTED,
     ACCEPTED,
     C_ACCEPTS,
     C_FATE,
+    C_HELD_BACK,
     C_LISTENER,
     C_OWNER,
     C_REQUESTED,
+    C_WAKEUPS,
     CLOSED,
     DEAD,
     DEFERRED,
+    DISCARDED,
     DROPPED,
     EXITING,
     FAST,
@@ -131,12 +135,18 @@ def _can_command(record: Record | None) -> bool:
 
 
 def _has_capacity(rules: Rules, record: Record) -> bool:
-    limit = 1 if record[P_ROLE] == MASTER else rules.worker_connections
-    return len(record[P_OWNED]) < limit
+    """Twin of ``has_capacity``: a master holds any number of undelivered connections."""
+    return record[P_ROLE] == MASTER or len(record[P_OWNED]) < rules.worker_connections
 
 
 def _is_barred_orphan(rules: Rules, record: Record) -> bool:
-    return rules.orphans_accept_nothing and record[P_ROLE] == WORKER and record[P_PARENT] == 0
+    """Twin of ``is_barred_orphan`` (in a canonical state an orphan's parent is 0)."""
+    return bool(
+        rules.orphans_accept_nothing
+        and record[P_ROLE] == WORKER
+        and record[P_PARENT] == 0
+        and not record[P_QUIT]
+    )
 
 
 def _is_waiting_on(rules: Rules, record: Record, sid: int, listener: Record) -> bool:
@@ -287,7 +297,7 @@ def connect(rules: Rules, state: Compact, out: Successors) -> None:
                 conns = (*connections, new_connection(DROPPED, -1))
                 lsts = listeners
             elif deferred:
-                conns = (*connections, new_connection(DEFERRED, sid))
+                conns = (*connections, new_connection(DEFERRED, sid, held_back=True))
                 lsts = listeners
             else:
                 conns = (*connections, new_connection(QUEUED, sid))
@@ -301,7 +311,9 @@ def send_request(rules: Rules, state: Compact, out: Successors) -> None:
     listeners = state[S_LISTENERS]
     for cid, conn in enumerate(connections):
         fate = conn[C_FATE]
-        if conn[C_REQUESTED] or fate not in (DEFERRED, QUEUED, ACCEPTED):
+        if conn[C_REQUESTED]:
+            continue
+        if fate not in (DEFERRED, QUEUED, ACCEPTED) and not _is_silently_dropped(conn):
             continue
         lsts = listeners
         requested = with_field(conn, C_REQUESTED, True)
@@ -309,12 +321,20 @@ def send_request(rules: Rules, state: Compact, out: Successors) -> None:
             sid = conn[C_LISTENER]
             listener = listeners[sid]
             if len(listener[L_QUEUE]) <= listener[L_BACKLOG]:  # admitted with its first byte
-                requested = with_field(requested, C_FATE, QUEUED)
+                requested = with_fields(requested, {C_FATE: QUEUED, C_HELD_BACK: False})
                 queued = with_field(listener, L_QUEUE, (*listener[L_QUEUE], cid))
                 lsts = (*listeners[:sid], queued, *listeners[sid + 1 :])
         conns = (*connections[:cid], requested, *connections[cid + 1 :])
         succ = (state[S_PROCESSES], lsts, conns, state[S_MUTEX], state[S_USAGE])
         out.append(("send_request", (cid,), succ))
+
+
+def _is_silently_dropped(conn: Record) -> bool:
+    """Twin of ``observation.is_silently_dropped``: held back, then its listener closed, and the
+    client has not sent anything (so it still believes it is connected)."""
+    return bool(
+        conn[C_FATE] in (ABORTED, DISCARDED) and conn[C_HELD_BACK] and not conn[C_REQUESTED]
+    )
 
 
 def close_connection(rules: Rules, state: Compact, out: Successors) -> None:
@@ -598,10 +618,11 @@ def _accepted(rules: Rules, state: Compact, index: int, sid: int) -> Compact:
         r[P_ROLE] == MASTER,
         conn[C_REQUESTED],
         woken,
+        *conn[C_WAKEUPS + 1 :],
     )
     conns = (*connections[:cid], accepted, *connections[cid + 1 :])
     owner = with_field(r, P_OWNED, tuple(sorted((*r[P_OWNED], cid))))
-    if r[P_ROLE] == WORKER and r[P_PARENT] == 0:  # an orphan accepts (twin of _count_orphan_accept)
+    if r[P_ROLE] == WORKER and r[P_PARENT] == 0 and not r[P_QUIT]:  # _count_orphan_accept
         owner = with_field(owner, P_ORPHAN_ACCEPTS, owner[P_ORPHAN_ACCEPTS] + 1)
     return _with_process(state, index, owner, lsts, conns, state[S_MUTEX], state[S_USAGE])
 
@@ -738,7 +759,8 @@ def admit_deferred(rules: Rules, state: Compact, out: Successors) -> None:
         if len(listener[L_QUEUE]) <= listener[L_BACKLOG]:
             queued = with_field(listener, L_QUEUE, (*listener[L_QUEUE], cid))
             lsts = (*listeners[:sid], queued, *listeners[sid + 1 :])
-            conns = (*connections[:cid], with_field(conn, C_FATE, QUEUED), *connections[cid + 1 :])
+            queued_conn = with_fields(conn, {C_FATE: QUEUED, C_HELD_BACK: False})
+            conns = (*connections[:cid], queued_conn, *connections[cid + 1 :])
             succ = (state[S_PROCESSES], lsts, conns, state[S_MUTEX], state[S_USAGE])
             out.append(("admit_deferred", (cid,), succ))
 
@@ -795,11 +817,7 @@ def begin_graceful_exit(rules: Rules, state: Compact, out: Successors) -> None:
 
 def _notices_master_death(rules: Rules, record: Record) -> bool:
     """Twin of ``_notices_master_death`` (in a canonical state an orphan's parent is 0)."""
-    return bool(
-        rules.workers_exit
-        and record[P_PARENT] == 0
-        and (not record[P_QUIT] or record[P_MASTER_KILLED])
-    )
+    return bool(record[P_PARENT] == 0 and (not record[P_QUIT] or record[P_MASTER_KILLED]))
 
 
 def exit_worker(rules: Rules, state: Compact, out: Successors) -> None:
@@ -896,12 +914,16 @@ def exit_master(rules: Rules, state: Compact, out: Successors) -> None:
 def kill_stragglers(rules: Rules, state: Compact, out: Successors) -> None:
     processes = state[S_PROCESSES]
     for pid, r in enumerate(processes, 1):
-        if r[P_ROLE] != MASTER or r[P_PHASE] == DEAD or r[P_SHUTDOWN] != FAST:
+        if r[P_ROLE] != MASTER or r[P_PHASE] == DEAD or r[P_SHUTDOWN] == NO_SHUTDOWN:
             continue
+        fast = r[P_SHUTDOWN] == FAST  # a graceful stop's timeout kills only the stopped ones
         stragglers = [
             child
             for child, c in enumerate(processes, 1)
-            if c[P_PARENT] == pid and c[P_ROLE] == WORKER and c[P_PHASE] != DEAD
+            if c[P_PARENT] == pid
+            and c[P_ROLE] == WORKER
+            and c[P_PHASE] != DEAD
+            and (fast or c[P_STOPPED])
         ]
         if not stragglers:
             continue

@@ -14,6 +14,7 @@ from forkshare.model.compact_state import (
     ABORTED,
     ACCEPTED,
     C_FATE,
+    C_HELD_BACK,
     C_LISTENER,
     C_OWNER,
     DEAD,
@@ -85,9 +86,9 @@ def new_listener(port: int, reuseport: bool, slot: int, by_master: bool, backlog
     return (port, reuseport, slot, by_master, backlog, (), True, False, True)
 
 
-def new_connection(fate: int, listener: int) -> Record:
+def new_connection(fate: int, listener: int, held_back: bool = False) -> Record:
     """A connection record as it arrives (``Connection``'s defaults)."""
-    return (fate, listener, 0, 0, False, False, 0)
+    return (fate, listener, 0, 0, False, False, 0, held_back)
 
 
 class Draft:
@@ -248,7 +249,7 @@ class Draft:
         sid = conn[C_LISTENER]
         listener = self.listeners[sid]
         self.listeners[sid] = with_field(listener, L_QUEUE, (*listener[L_QUEUE], cid))
-        self.connections[cid] = with_field(conn, C_FATE, QUEUED)
+        self.connections[cid] = with_fields(conn, {C_FATE: QUEUED, C_HELD_BACK: False})
 
     # -- exit ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from dataclasses import fields
 from typing import Final
 
 from forkshare.model.actions import defer_choices
-from forkshare.model.config import Config, Mode, ParentDeath
+from forkshare.model.config import Config, Mode
 
 CONFIG_FIELDS: Final = (
     "mode",
@@ -81,7 +81,6 @@ class Rules:
         "shared",
         "worker_connections",
         "workers",
-        "workers_exit",
     )
 
     def __init__(self, config: Config) -> None:
@@ -97,7 +96,6 @@ class Rules:
         self.workers = config.workers
         self.worker_connections = config.worker_connections
         self.backlog = config.backlog
-        self.workers_exit = config.parent_death is ParentDeath.WORKERS_EXIT
         self.orphans_accept_nothing = config.orphans_accept_nothing
         self.force_unlock = config.force_unlock
         self.respawn = config.respawn

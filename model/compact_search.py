@@ -127,6 +127,9 @@ class Expander:
         if found != expected:
             missing = [s[:2] for s in expected if s not in found]
             extra = [s[:2] for s in found if s not in expected]
+            if missing == extra:  # the same steps, in another order or to other states
+                missing = [("expected", [s[:2] for s in expected])]
+                extra = [("found", [s[:2] for s in found])]
             raise TwinDivergenceError(
                 f"the compact actions differ from the model in {concrete}: "
                 f"missing {missing}, extra {extra}"

@@ -147,7 +147,7 @@ DROPPED: Final = FATES.index(Fate.DROPPED)
 ) = range(9)
 
 # Connection record (the cid is its index).
-C_FATE, C_LISTENER, C_OWNER, C_ACCEPTS, C_BY_MASTER, C_REQUESTED, C_WAKEUPS = range(7)
+C_FATE, C_LISTENER, C_OWNER, C_ACCEPTS, C_BY_MASTER, C_REQUESTED, C_WAKEUPS, C_HELD_BACK = range(8)
 
 # Usage counters, in Usage's field order.
 (
@@ -201,6 +201,7 @@ CONNECTION_FIELDS: Final = (
     "by_master",
     "requested",
     "wakeups",
+    "held_back",
 )
 USAGE_FIELDS: Final = (
     "starts",
@@ -268,6 +269,7 @@ def encode(state: System) -> Parts:
             c.by_master,
             c.requested,
             c.wakeups,
+            c.held_back,
         )
         for c in state.connections
     )
@@ -325,6 +327,7 @@ def decode(compact: Compact) -> System:
                 by_master=r[C_BY_MASTER],
                 requested=r[C_REQUESTED],
                 wakeups=r[C_WAKEUPS],
+                held_back=r[C_HELD_BACK],
             )
             for cid, r in enumerate(connections)
         ),

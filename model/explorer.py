@@ -23,6 +23,7 @@ from forkshare.model.actions import ACTIONS
 from forkshare.model.compact_rules import UnknownConfigFieldError
 from forkshare.model.compact_search import search
 from forkshare.model.compact_state import decode
+from forkshare.model.compact_symmetry import canonical_of
 from forkshare.model.config import Config
 from forkshare.model.invariants import INVARIANTS
 from forkshare.model.state import System
@@ -252,17 +253,6 @@ def replay(config: Config, path: list[tuple[Step, System]]) -> tuple[TraceStep, 
 def reaches(config: Config, target: System, *, max_states: int = 200_000) -> bool:
     """True when a breadth-first exploration from :func:`initial_state` meets ``target`` (up to
     renaming of processes) within ``max_states`` states."""
-    goal, _ = canonical(target)
-    root, _ = canonical(initial_state())
-    seen = {root}
-    frontier: deque[System] = deque([root])
-    while frontier and len(seen) < max_states:
-        state = frontier.popleft()
-        if state == goal:
-            return True
-        for _, succ in successors(config, state):
-            key, _ = canonical(succ)
-            if key not in seen:
-                seen.add(key)
-                frontier.append(key)
-    return goal in seen
+    found = search(config, max_states=max_states, keep_states=True)
+    assert found.reachable is not None
+    return canonical_of(target) in set(found.reachable)
