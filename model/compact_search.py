@@ -206,8 +206,10 @@ def search(
     progress: Progress | None = None,
     audit_every: int = AUDIT_EVERY,
     keep_states: bool = False,
+    goal: Compact | None = None,
 ) -> Search:
-    """Breadth-first search of every state reachable from the initial state, on one core."""
+    """Breadth-first search of every state reachable from the initial state, on one core. With
+    a ``goal``, the search stops (incomplete) as soon as it finds that state."""
     start = time.perf_counter()
     with collector_paused():
         level = Level(Expander(config), audit_every)
@@ -217,6 +219,9 @@ def search(
         while frontier:
             for state in frontier:
                 if max_states is not None and len(level.parents) >= max_states:
+                    found.complete = False
+                    break
+                if goal is not None and goal in level.parents:
                     found.complete = False
                     break
                 level.expand(state)

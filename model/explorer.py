@@ -253,6 +253,7 @@ def replay(config: Config, path: list[tuple[Step, System]]) -> tuple[TraceStep, 
 def reaches(config: Config, target: System, *, max_states: int = 200_000) -> bool:
     """True when a breadth-first exploration from :func:`initial_state` meets ``target`` (up to
     renaming of processes) within ``max_states`` states."""
-    found = search(config, max_states=max_states, keep_states=True)
+    goal = canonical_of(target)
+    found = search(config, max_states=max_states, keep_states=True, goal=goal)
     assert found.reachable is not None
-    return canonical_of(target) in set(found.reachable)
+    return goal in set(found.reachable)
