@@ -970,3 +970,22 @@ TWINS: dict[str, Twin] = {
     )
 }
 """The compact twin of each action, by the action's name."""
+
+CAN_EVER_FIRE: dict[str, Callable[[Rules], bool]] = {
+    "start_master": lambda rules: rules.max_starts > 0,
+    "connect": lambda rules: rules.max_connections > 0,
+    "kill_worker": lambda rules: rules.max_kills > 0,
+    "stop_worker": lambda rules: rules.max_stops > 0,
+    "reload": lambda rules: rules.max_reloads > 0,
+    "graceful_shutdown": lambda rules: rules.max_shutdowns > 0,
+    "fast_shutdown": lambda rules: rules.max_shutdowns > 0,
+    "upgrade": lambda rules: rules.max_upgrades > 0,
+    "kill_master": lambda rules: rules.max_master_kills > 0,
+    "rebind_listeners": lambda rules: rules.reload_rebinds,
+    "acquire_mutex": lambda rules: rules.mode_mutex,
+    "receive_listeners": lambda rules: rules.shared,
+    "spawn_helper": lambda rules: rules.max_helpers > 0,
+}
+"""Actions whose guard has a conjunct that depends on the configuration alone (a budget above 0,
+a mode, a policy): under a configuration where it is false, the explorer does not even call the
+twin. Each is the first test its twin makes."""
