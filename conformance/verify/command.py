@@ -93,9 +93,8 @@ def write_profile(path: Path, profile: Profile, result: Result) -> None:
         UsageError: the file cannot be written.
     """
     settled = result.profile or profile
-    notes = {"mode": "; ".join(result.discovered)} if result.discovered else {}
     try:
-        path.write_text(to_toml(settled, notes))
+        path.write_text(to_toml(settled, result.profile_comments))
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror}") from None
 

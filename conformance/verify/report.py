@@ -119,6 +119,7 @@ def to_json(result: Result, replay_file: Path | None) -> dict[str, Any]:
         "steps_per_second": round(result.steps_per_second, 2),
         "not_prefork": result.not_prefork or None,
         "discovered": result.discovered,
+        "discovery": result.discovery,
         "properties": result.verdicts(),
         "findings": result.findings,
         "scenarios": result.scenarios,

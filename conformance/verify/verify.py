@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import cast
+from typing import Any, cast
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
@@ -121,6 +121,10 @@ class Result:
     """Names of the scenarios played."""
     profile: Profile | None = None
     """The profile the run used, with what discovery settled filled in."""
+    discovery: dict[str, Any] | None = None
+    """Discovery's findings (``--json``)."""
+    profile_comments: dict[str, str] = field(default_factory=dict)
+    """What discovery measured, per profile key (``--profile-out`` writes them as comments)."""
 
     @property
     def steps_per_second(self) -> float:
@@ -200,6 +204,10 @@ class Claim:
     not_prefork: str = ""
     lines: tuple[str, ...] = ()
     findings: tuple[str, ...] = ()
+    report: dict[str, Any] | None = None
+    """Discovery's findings as JSON (for ``--json``)."""
+    comments: dict[str, str] = field(default_factory=dict)
+    """Profile key → what discovery measured about it (comments for ``--profile-out``)."""
 
 
 def settle_claim(profile: Profile, workers: int, discover: bool = True) -> Claim:
@@ -215,13 +223,17 @@ def settle_claim(profile: Profile, workers: int, discover: bool = True) -> Claim
 
     found = discovery.discover(profile, workers)
     settled = discovery.apply(profile, found)
+    # A server that is not prefork is judged by discovery alone: no mode is needed.
+    mode = Mode.POLL if found.not_prefork else Mode(settled.mode)
     return Claim(
         profile=settled,
-        mode=Mode(settled.mode),
-        private_reuseport=found.private_reuseport,
+        mode=mode,
+        private_reuseport=found.private_reuseport and mode is Mode.REUSEPORT,
         not_prefork=found.not_prefork or "",
         lines=tuple(found.describe()),
         findings=tuple(discovery.contradictions(profile, found)),
+        report=found.to_json(),
+        comments=found.comments(),
     )
 
 
@@ -241,7 +253,8 @@ def infer_mode_only(profile: Profile, workers: int) -> tuple[Mode, bool]:
         backend.close()
     private = inferred is SharingMode.REUSEPORT_PRIVATE
     if profile.mode != AUTO:
-        return Mode(profile.mode), private
+        mode = Mode(profile.mode)
+        return mode, private and mode is Mode.REUSEPORT
     if private:
         return Mode.REUSEPORT, True
     known = {m.value for m in Mode}
@@ -398,6 +411,8 @@ def verify(
     result = Result(profile.name, config, not_prefork=claim.not_prefork, profile=profile)
     result.discovered.extend(claim.lines)
     result.findings.extend(claim.findings)
+    result.discovery = claim.report
+    result.profile_comments = dict(claim.comments)
     if result.not_prefork:
         result.seconds = time.monotonic() - started
         return result
