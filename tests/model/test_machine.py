@@ -15,6 +15,7 @@ from forkshare.conformance.verify.machine import build_machine
 from forkshare.model.compact_search import search
 from forkshare.model.compact_symmetry import canonical_of
 from forkshare.model.config import Bounds, Config, Mode
+from forkshare.model.explorer import explore
 from forkshare.model.state import System
 from forkshare.model.variants import VARIANTS
 
