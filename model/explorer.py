@@ -4,8 +4,8 @@ Breadth-first order makes the first violation found for each invariant a shortes
 is replayed from the initial state through the concrete (not canonical) states, so the pids in the
 printed steps stay the same from one step to the next.
 
-:func:`explore` runs the search on compact states (:mod:`forkshare.model.compact_search`, on one
-core, or :mod:`forkshare.model.parallel_search`, on several) and turns what it found back into
+:func:`explore` runs the search on compact states (``forkshare.model.compact_search``, on one
+core, or ``forkshare.model.parallel_search``, on several) and turns what it found back into
 model values. :func:`explore_reference` is the explorer as it was before the compact states: it
 walks ``System`` values with the action table itself. It is kept as the oracle the compact
 search is tested against (both must find the same states, transitions and violations) and as the
