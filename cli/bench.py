@@ -52,6 +52,7 @@ def bench_explorer() -> list[Figure]:
     3 connections, on one core and on every core."""
     config = Config(mode=Mode.EXCLUSIVE, workers=2)
     cores = os.cpu_count() or 1
+    load_before = os.getloadavg()[0]
     reference, reference_cpu = _timed(lambda: explore_reference(config))
     one, one_cpu = _timed(lambda: explore(config))
     every = explore(config, processes=cores) if cores > 1 else one
@@ -87,6 +88,14 @@ def bench_explorer() -> list[Figure]:
     for processes, label in ((1, "one core"), (cores, f"{cores} cores")):
         if processes == 1 or cores > 1:
             figures.extend(_every_mode(processes, label))
+    figures.append(
+        Figure(
+            "explorer",
+            "machine load (1-minute load average, before and after)",
+            f"{load_before:.1f} → {os.getloadavg()[0]:.1f} on {cores} cores: above the core "
+            "count, other processes took part of the time the wall-clock figures count",
+        )
+    )
     return figures
 
 
