@@ -242,6 +242,7 @@ def _ended(state: Compact, cid: int, fate: int) -> Compact:
 
 
 def start_master(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.start_master` (guard and effect)."""
     if any(r[P_ROLE] == MASTER and r[P_PHASE] != DEAD for r in state[S_PROCESSES]):
         return
     if state[S_USAGE][U_STARTS] >= rules.max_starts:
@@ -274,6 +275,7 @@ def _open_master_listeners(rules: Rules, draft: Draft, pid: int) -> None:
 
 
 def connect(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.connect` (guard and effect)."""
     connections = state[S_CONNECTIONS]
     if len(connections) >= rules.max_connections:
         return
@@ -307,6 +309,7 @@ def connect(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def send_request(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.send_request` (guard and effect)."""
     connections = state[S_CONNECTIONS]
     listeners = state[S_LISTENERS]
     for cid, conn in enumerate(connections):
@@ -338,12 +341,14 @@ def _is_silently_dropped(conn: Record) -> bool:
 
 
 def close_connection(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.close_connection` (guard and effect)."""
     for cid, conn in enumerate(state[S_CONNECTIONS]):
         if conn[C_FATE] == ACCEPTED and not conn[C_REQUESTED]:
             out.append(("close_connection", (cid,), _ended(state, cid, CLOSED)))
 
 
 def kill_worker(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.kill_worker` (guard and effect)."""
     if state[S_USAGE][U_KILLS] >= rules.max_kills:
         return
     for pid, r in enumerate(state[S_PROCESSES], 1):
@@ -358,6 +363,7 @@ def kill_worker(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def stop_worker(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.stop_worker` (guard and effect)."""
     usage = state[S_USAGE]
     if usage[U_STOPS] >= rules.max_stops:
         return
@@ -376,6 +382,7 @@ def stop_worker(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def continue_worker(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.continue_worker` (guard and effect)."""
     for index, r in enumerate(state[S_PROCESSES]):
         if r[P_ROLE] == WORKER and r[P_STOPPED]:
             succ = _with_process(
@@ -391,6 +398,7 @@ def continue_worker(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def reload(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.reload` (guard and effect)."""
     if state[S_USAGE][U_RELOADS] >= rules.max_reloads:
         return
     for pid, r in enumerate(state[S_PROCESSES], 1):
@@ -412,6 +420,7 @@ def _request_quit(draft: Draft, pid: int) -> None:
 
 
 def graceful_shutdown(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.graceful_shutdown` (guard and effect)."""
     if state[S_USAGE][U_SHUTDOWNS] >= rules.max_shutdowns:
         return
     for pid, r in enumerate(state[S_PROCESSES], 1):
@@ -426,6 +435,7 @@ def graceful_shutdown(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def fast_shutdown(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.fast_shutdown` (guard and effect)."""
     if state[S_USAGE][U_SHUTDOWNS] >= rules.max_shutdowns:
         return
     for pid, r in enumerate(state[S_PROCESSES], 1):
@@ -446,6 +456,7 @@ def fast_shutdown(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def upgrade(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.upgrade` (guard and effect)."""
     if state[S_USAGE][U_UPGRADES] >= rules.max_upgrades:
         return
     processes = state[S_PROCESSES]
@@ -467,6 +478,7 @@ def upgrade(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def kill_master(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.kill_master` (guard and effect)."""
     if state[S_USAGE][U_MASTER_KILLS] >= rules.max_master_kills:
         return
     for pid, r in enumerate(state[S_PROCESSES], 1):
@@ -487,6 +499,7 @@ def kill_master(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def spawn_worker(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.spawn_worker` (guard and effect)."""
     processes = state[S_PROCESSES]
     for pid, master in enumerate(processes, 1):
         if not _can_command(master):
@@ -553,6 +566,7 @@ def _kept(rules: Rules, state: Compact, slot: int) -> tuple[int, ...] | None:
 
 
 def retire_generation(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.retire_generation` (guard and effect)."""
     processes = state[S_PROCESSES]
     for pid, master in enumerate(processes, 1):
         if not _can_command(master):
@@ -576,6 +590,7 @@ def retire_generation(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def rebind_listeners(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.rebind_listeners` (guard and effect)."""
     if not rules.reload_rebinds:
         return
     for pid, master in enumerate(state[S_PROCESSES], 1):
@@ -589,6 +604,7 @@ def rebind_listeners(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def accept(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.accept` (guard and effect)."""
     listeners = state[S_LISTENERS]
     ready = [(sid, lst) for sid, lst in enumerate(listeners) if lst[L_QUEUE] and lst[L_LISTENING]]
     if not ready:
@@ -628,6 +644,7 @@ def _accepted(rules: Rules, state: Compact, index: int, sid: int) -> Compact:
 
 
 def acquire_mutex(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.acquire_mutex` (guard and effect)."""
     if not rules.mode_mutex or state[S_MUTEX] != 0:
         return
     for index, r in enumerate(state[S_PROCESSES]):
@@ -654,6 +671,7 @@ def acquire_mutex(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def release_mutex(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.release_mutex` (guard and effect)."""
     for index, r in enumerate(state[S_PROCESSES]):
         if r[P_ROLE] == WORKER and r[P_HOLDS_MUTEX] and r[P_PHASE] != DEAD and not r[P_STOPPED]:
             out.append(("release_mutex", (index + 1,), _dropped_mutex(state, index, {})))
@@ -674,6 +692,7 @@ def _dropped_mutex(state: Compact, index: int, changes: dict[int, object]) -> Co
 
 
 def pass_connection(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.pass_connection` (guard and effect)."""
     processes = state[S_PROCESSES]
     for cid, conn in enumerate(state[S_CONNECTIONS]):
         if conn[C_FATE] != ACCEPTED:
@@ -714,18 +733,21 @@ def _owner_can_serve(state: Compact, conn: Record) -> bool:
 
 
 def serve_request(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.serve_request` (guard and effect)."""
     for cid, conn in enumerate(state[S_CONNECTIONS]):
         if conn[C_FATE] == ACCEPTED and conn[C_REQUESTED] and _owner_can_serve(state, conn):
             out.append(("serve_request", (cid,), _ended(state, cid, SERVED)))
 
 
 def close_idle_connection(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.close_idle_connection` (guard and effect)."""
     for cid, conn in enumerate(state[S_CONNECTIONS]):
         if conn[C_FATE] == ACCEPTED and not conn[C_REQUESTED] and _owner_can_serve(state, conn):
             out.append(("close_idle_connection", (cid,), _ended(state, cid, CLOSED)))
 
 
 def receive_listeners(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.receive_listeners` (guard and effect)."""
     if not rules.shared:
         return
     for index, r in enumerate(state[S_PROCESSES]):
@@ -750,6 +772,7 @@ def receive_listeners(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def admit_deferred(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.admit_deferred` (guard and effect)."""
     connections, listeners = state[S_CONNECTIONS], state[S_LISTENERS]
     for cid, conn in enumerate(connections):
         if conn[C_FATE] != DEFERRED:
@@ -766,6 +789,7 @@ def admit_deferred(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def close_listeners(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.close_listeners` (guard and effect)."""
     for pid, r in enumerate(state[S_PROCESSES], 1):
         if not r[P_FDS] or r[P_PHASE] == DEAD or r[P_STOPPED]:
             continue
@@ -780,6 +804,7 @@ def close_listeners(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def spawn_helper(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.spawn_helper` (guard and effect)."""
     if state[S_USAGE][U_HELPERS] >= rules.max_helpers:
         return
     for pid, r in enumerate(state[S_PROCESSES], 1):
@@ -798,6 +823,7 @@ def spawn_helper(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def exit_helper(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.exit_helper` (guard and effect)."""
     for pid, r in enumerate(state[S_PROCESSES], 1):
         if r[P_ROLE] == HELPER and r[P_PHASE] != DEAD and not r[P_STOPPED]:
             succ = _exited(state, pid - 1, state[S_USAGE], abandon=False)
@@ -809,6 +835,7 @@ def exit_helper(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def begin_graceful_exit(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.begin_graceful_exit` (guard and effect)."""
     for index, r in enumerate(state[S_PROCESSES]):
         if r[P_ROLE] == WORKER and r[P_QUIT] and r[P_PHASE] == RUNNING and not r[P_STOPPED]:
             succ = _dropped_mutex(state, index, {P_PHASE: EXITING})
@@ -821,6 +848,7 @@ def _notices_master_death(rules: Rules, record: Record) -> bool:
 
 
 def exit_worker(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.exit_worker` (guard and effect)."""
     for pid, r in enumerate(state[S_PROCESSES], 1):
         if r[P_ROLE] != WORKER or r[P_PHASE] == DEAD:
             continue
@@ -844,6 +872,7 @@ def exit_worker(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def reap(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.reap` (guard and effect)."""
     for pid, r in enumerate(state[S_PROCESSES], 1):
         if r[P_PHASE] != DEAD:
             continue
@@ -892,6 +921,7 @@ def _reaped(rules: Rules, state: Compact, index: int) -> Compact | None:
 
 
 def exit_master(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.exit_master` (guard and effect)."""
     processes = state[S_PROCESSES]
     for pid, r in enumerate(processes, 1):
         if r[P_ROLE] != MASTER or r[P_PHASE] == DEAD or r[P_SHUTDOWN] == NO_SHUTDOWN:
@@ -912,6 +942,7 @@ def exit_master(rules: Rules, state: Compact, out: Successors) -> None:
 
 
 def kill_stragglers(rules: Rules, state: Compact, out: Successors) -> None:
+    """Twin of :func:`~forkshare.model.actions.kill_stragglers` (guard and effect)."""
     processes = state[S_PROCESSES]
     for pid, r in enumerate(processes, 1):
         if r[P_ROLE] != MASTER or r[P_PHASE] == DEAD or r[P_SHUTDOWN] == NO_SHUTDOWN:

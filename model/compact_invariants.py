@@ -60,6 +60,7 @@ Check = Callable[[Rules, Compact], bool]
 
 
 def type_ok(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.type_ok`."""
     processes, listeners, connections = state[S_PROCESSES], state[S_LISTENERS], state[S_CONNECTIONS]
     count = len(listeners)
     queued: dict[int, int] = {}  # cid -> the sid whose queue holds it
@@ -93,6 +94,7 @@ def type_ok(rules: Rules, state: Compact) -> bool:
 
 
 def at_most_one_mutex_holder(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.at_most_one_mutex_holder`."""
     believers = 0
     for pid, r in enumerate(state[S_PROCESSES], 1):
         if r[P_HOLDS_MUTEX]:
@@ -103,11 +105,13 @@ def at_most_one_mutex_holder(rules: Rules, state: Compact) -> bool:
 
 
 def mutex_holder_is_alive(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.mutex_holder_is_alive`."""
     mutex = state[S_MUTEX]
     return mutex == 0 or mutex <= len(state[S_PROCESSES])
 
 
 def accepted_at_most_once(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.accepted_at_most_once`."""
     return all(
         c[C_ACCEPTS] <= 1 and (c[C_FATE] != QUEUED or c[C_ACCEPTS] == 0)
         for c in state[S_CONNECTIONS]
@@ -115,10 +119,12 @@ def accepted_at_most_once(rules: Rules, state: Compact) -> bool:
 
 
 def queue_within_backlog(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.queue_within_backlog`."""
     return all(len(lst[L_QUEUE]) <= lst[L_BACKLOG] + 1 for lst in state[S_LISTENERS])
 
 
 def held_listener_is_listening(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.held_listener_is_listening`."""
     listeners = state[S_LISTENERS]
     for r in state[S_PROCESSES]:
         for sid in r[P_FDS]:
@@ -128,6 +134,7 @@ def held_listener_is_listening(rules: Rules, state: Compact) -> bool:
 
 
 def listening_listener_is_held(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.listening_listener_is_held`."""
     held = {sid for r in state[S_PROCESSES] for sid in r[P_FDS]}
     for sid, lst in enumerate(state[S_LISTENERS]):
         if lst[L_LISTENING] and sid not in held:
@@ -136,6 +143,7 @@ def listening_listener_is_held(rules: Rules, state: Compact) -> bool:
 
 
 def no_queued_connection_lost(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.no_queued_connection_lost`."""
     return all(c[C_FATE] != ABORTED for c in state[S_CONNECTIONS])
 
 
@@ -147,6 +155,7 @@ def _service_running(state: Compact) -> bool:
 
 
 def port_keeps_listening(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.port_keeps_listening`."""
     for lst in state[S_LISTENERS]:
         if lst[L_LISTENING] and lst[L_PORT] == 0:
             return True
@@ -154,16 +163,19 @@ def port_keeps_listening(rules: Rules, state: Compact) -> bool:
 
 
 def listeners_keep_identity(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.listeners_keep_identity`."""
     return not any(lst[L_CLOSED_EARLY] for lst in state[S_LISTENERS])
 
 
 def no_listener_after_shutdown(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.no_listener_after_shutdown`."""
     if state[S_USAGE][U_SHUTDOWNS] == 0 or state[S_PROCESSES]:
         return True
     return not any(lst[L_LISTENING] for lst in state[S_LISTENERS])
 
 
 def orphans_exit_with_master(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.orphans_exit_with_master`."""
     for r in state[S_PROCESSES]:  # noqa: SIM110 - a loop, not all() over a generator: faster
         if r[P_ORPHAN_ACCEPTS]:
             return False
@@ -171,10 +183,12 @@ def orphans_exit_with_master(rules: Rules, state: Compact) -> bool:
 
 
 def requests_in_hand_are_answered(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.requests_in_hand_are_answered`."""
     return all(c[C_FATE] != ABANDONED for c in state[S_CONNECTIONS])
 
 
 def no_leaked_listener(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.no_leaked_listener`."""
     for r in state[S_PROCESSES]:  # noqa: SIM110 - a loop, not any() over a generator: faster
         if r[P_ROLE] == HELPER and r[P_FDS]:
             return False
@@ -182,11 +196,13 @@ def no_leaked_listener(rules: Rules, state: Compact) -> bool:
 
 
 def master_never_accepts(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.master_never_accepts`."""
     passfd = rules.mode_passfd
     return all(c[C_BY_MASTER] == passfd for c in state[S_CONNECTIONS] if c[C_ACCEPTS])
 
 
 def reuseport_queue_has_consumer(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.reuseport_queue_has_consumer`."""
     for sid, lst in enumerate(state[S_LISTENERS]):
         if lst[L_LISTENING] and lst[L_REUSEPORT] and not _has_consumer(state, lst[L_SLOT], sid):
             return not _service_running(state)
@@ -208,6 +224,7 @@ def _has_consumer(state: Compact, slot: int, sid: int) -> bool:
 
 
 def single_pending_upgrade(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.single_pending_upgrade`."""
     masters = []
     for pid, r in enumerate(state[S_PROCESSES], 1):
         if r[P_ROLE] != MASTER:
@@ -223,6 +240,7 @@ def single_pending_upgrade(rules: Rules, state: Compact) -> bool:
 
 
 def wakes_at_most_one(rules: Rules, state: Compact) -> bool:
+    """Twin of :func:`~forkshare.model.invariants.wakes_at_most_one`."""
     return all(c[C_WAKEUPS] <= 1 for c in state[S_CONNECTIONS])
 
 
