@@ -572,15 +572,12 @@ def retire_generation(rules: Rules, state: Compact, out: Successors) -> None:
         if not _can_command(master):
             continue
         generation = master[P_GENERATION]
-        old = [
-            child
-            for child, c in enumerate(processes, 1)
-            if c[P_PARENT] == pid
-            and c[P_ROLE] == WORKER
-            and c[P_PHASE] != DEAD
-            and c[P_GENERATION] < generation
-            and not c[P_QUIT]
-        ]
+        old = []
+        for child, c in enumerate(processes, 1):
+            if c[P_GENERATION] >= generation or c[P_PARENT] != pid or c[P_ROLE] != WORKER:
+                continue  # the generation first: it rules out almost every process
+            if c[P_PHASE] != DEAD and not c[P_QUIT]:
+                old.append(child)
         if not old:
             continue
         draft = Draft(state)
@@ -798,9 +795,30 @@ def close_listeners(rules: Rules, state: Compact, out: Successors) -> None:
                 continue
         elif r[P_ROLE] != WORKER or r[P_PHASE] != EXITING:
             continue
-        draft = Draft(state)
-        draft.close_all_descriptors(pid)
-        out.append(("close_listeners", (pid,), draft.freeze()))
+        out.append(("close_listeners", (pid,), _closed_listeners(state, pid - 1)))
+
+
+def _closed_listeners(state: Compact, index: int) -> Compact:
+    """The successor in which the process at ``index`` closes its listening descriptors: only
+    its record changes when another process still holds each socket (none closes); otherwise
+    the draft closes them one by one."""
+    processes = state[S_PROCESSES]
+    r = processes[index]
+    for sid in r[P_FDS]:
+        if not any(sid in other[P_FDS] for k, other in enumerate(processes) if k != index):
+            draft = Draft(state)
+            draft.close_all_descriptors(index + 1)
+            return draft.freeze()
+    record = with_field(r, P_FDS, ())
+    return _with_process(
+        state,
+        index,
+        record,
+        state[S_LISTENERS],
+        state[S_CONNECTIONS],
+        state[S_MUTEX],
+        state[S_USAGE],
+    )
 
 
 def spawn_helper(rules: Rules, state: Compact, out: Successors) -> None:

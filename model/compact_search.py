@@ -344,9 +344,16 @@ class Level:
         return out
 
     def expand(self, state: Compact) -> None:
-        """Keep every new successor of ``state``."""
+        """Keep every new successor of ``state`` (:meth:`successors` and :meth:`add` in one loop)."""
+        if self.expanded % self.audit_every == 0:
+            self.expander.audit(state)
+        self.expanded += 1
+        out = self.expander.successors(state)
+        self.transitions += len(out)
+        fired = self.fired
         parents = self.parents
-        for name, args, succ in self.successors(state):
+        for name, args, succ in out:
+            fired[name] = fired.get(name, 0) + 1
             if succ not in parents:
                 self.add(succ, (state, (name, args)))
 
