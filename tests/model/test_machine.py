@@ -40,7 +40,9 @@ def test_random_walks_catch_every_unsafe_variant_with_a_short_counterexample(nam
     # Pinning the freedoms only removes states, so each walk is likelier to reach the design's
     # counterexample.
     pinned = variant.apply(
-        Config(workers=1, bounds=variant.bounds, defer_accept=False, workers_receive_listeners=False)
+        Config(
+            workers=1, bounds=variant.bounds, defer_accept=False, workers_receive_listeners=False
+        )
     )
     shortest = explore(pinned).violations[variant.expected].trace
     if len(shortest) > WALKABLE:
