@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
+from forkshare.conformance.verify.coverage import Coverage
 from forkshare.conformance.verify.machine import build_machine
 from forkshare.model.compact_search import search
 from forkshare.model.compact_symmetry import canonical_of
@@ -83,12 +84,18 @@ class _GoneTargetBackend:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.steps: list[tuple[str, tuple[int, ...]]] = []
+        self.coverage = Coverage()
+        self.failed = False
 
     def perform(self, step: object, states: object) -> bool:
         return False  # no real process plays it
 
     def allowed(self, candidates: frozenset[System]) -> frozenset[System]:
         return candidates
+
+    def drain(self) -> None:
+        """Nothing is timed."""
 
     def close(self) -> None:
         """Nothing to stop."""
