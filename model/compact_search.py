@@ -15,7 +15,7 @@ Discussion:
     So the search re-expands a sample of the states it visits — every ``audit_every``-th, the
     first one always — with the model's own actions and invariants, through
     :func:`~forkshare.model.compact_state.decode`, and stops with :class:`TwinDivergenceError` when
-    they disagree. At the default rate this costs about 1 % of the run and catches any change
+    they disagree. At the default rate this costs 1–2 % of the run and catches any change
     that shows in more than a sliver of the state space; the tests audit every state.
 """
 
