@@ -3,14 +3,16 @@ sockets and generations, and refutes every unsafe design with a replayed counter
 
 Exit status: 0 when every obligation is proved (or fails only because of a known defect of the
 model, listed in ``proofs/issues.py`` and confirmed by a replayed trace), every action has a
-witness and every unsafe variant is refuted; 1 otherwise, with the decoded counterexample; 2 for a
-usage error (``--only`` with a name that names nothing).
+witness, every freedom's witness is a run of the encoding and every unsafe variant is refuted; 1
+otherwise, with the decoded counterexample; 2 for a usage error (``--only`` with a name that
+names nothing).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -29,15 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forkshare prove",
         description="Prove the model's invariants inductive with z3 for every size, check a "
-        "witness for every action and the progress facts, and refute every unsafe variant "
-        "with a shortest counterexample replayed through the Python model.",
+        "witness for every action and the progress facts, check that every freedom's witness "
+        "is a run of the encoding, and refute every unsafe variant with a shortest "
+        "counterexample replayed through the Python model.",
     )
     parser.add_argument("--json", action="store_true", help="one JSON document: every record")
     parser.add_argument(
         "--only",
         metavar="NAME",
         help="only the obligations about NAME: an action, invariant, lemma, progress fact, "
-        "unsafe variant, configuration (a mode) or model issue",
+        "unsafe variant, configuration, model issue or freedom (F1, …, K19, K20)",
     )
     parser.add_argument(
         "--all-rows",
@@ -54,11 +57,18 @@ def main(argv: Sequence[str]) -> int:
     """Run ``forkshare prove``; returns 0 when everything is proved, 1 otherwise."""
     args = build_parser().parse_args(list(argv))
     report = run_proof_suite(args.only, jobs=args.jobs)
-    if args.json:
-        print(json.dumps(_as_json(report), indent=1))
-    else:
-        console = Console(file=sys.stdout, highlight=False, width=160, soft_wrap=True)
-        _print_report(console, report, all_rows=args.all_rows)
+    try:
+        if args.json:
+            print(json.dumps(_as_json(report), indent=1), flush=True)
+        else:
+            console = Console(file=sys.stdout, highlight=False, width=160, soft_wrap=True)
+            _print_report(console, report, all_rows=args.all_rows)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (``forkshare prove --json | head``): not an error of the
+        # proofs, whose verdict stays the exit status. Point stdout at /dev/null so that
+        # Python's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0 if report.ok else 1
 
 
@@ -69,6 +79,7 @@ def _as_json(report: SuiteReport) -> dict[str, object]:
         "wall_seconds": round(report.wall_seconds, 3),
         "slowest_ms": round(slowest.ms, 3) if slowest else 0.0,
         "totals": {f"{k}/{r}": n for (k, r), n in sorted(report.totals().items())},
+        "bases": {f"{k}/{b}": n for (k, b), n in sorted(report.bases().items())},
         "records": [r.to_json() for r in report.records],
     }
 
@@ -171,10 +182,14 @@ def _print_totals(console: Console, report: SuiteReport) -> None:
     by_kind: dict[str, Counter[str]] = defaultdict(Counter)
     for (kind, result), n in report.totals().items():
         by_kind[kind][result] += n
+    bases: dict[str, Counter[str]] = defaultdict(Counter)
+    for (kind, basis), n in report.bases().items():
+        bases[kind][basis] += n
     console.print()
     for kind, counts in by_kind.items():
         parts = ", ".join(f"{n} {result}" for result, n in sorted(counts.items()))
-        console.print(f"{kind:>12}: {parts}", markup=False)
+        how = ", ".join(f"{n} by {basis}" for basis, n in sorted(bases[kind].items()))
+        console.print(f"{kind:>12}: {parts}" + (f" ({how})" if how else ""), markup=False)
     slowest = report.slowest
     if slowest is not None:
         console.print(

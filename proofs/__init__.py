@@ -10,9 +10,10 @@ Layers, each importing only the ones above it:
     the strengthening lemmas, the enabledness facts. Keyed by the model's table names.
 ``structure``
     Python states ⇄ finite structures ⇄ z3 facts and models; printing.
-``bmc``, ``obligations``, ``searches``
+``bmc``, ``obligations``, ``searches``, ``freedoms``
     Bounded model checking with replay; init, consecution and progress obligations; witnesses,
-    refutations, known-issue confirmations.
+    refutations, known-issue confirmations; the freedoms' witness runs checked step by step
+    against the transition formulas.
 ``issues``, ``report``, ``suite``
     Known defects of the model, the records, and :func:`~forkshare.proofs.suite.run_proof_suite`.
 """

@@ -31,11 +31,11 @@ Discussion:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from forkshare.model.actions import ACTIONS
-from forkshare.model.config import Bounds, Config
+from forkshare.model.config import Bounds, Config, Mode
 from forkshare.model.explorer import TraceStep, initial_state
 from forkshare.model.state import System
 from forkshare.model.table import Param, describe_step
@@ -69,6 +69,7 @@ from forkshare.proofs.encoding import (
     simplify,
     static_axioms,
     substitute_symbols,
+    text,
     var,
 )
 from forkshare.proofs.errors import EncodingMismatchError
@@ -84,6 +85,7 @@ UNBOUNDED = Bounds(
     reloads=99,
     upgrades=99,
     shutdowns=99,
+    helpers=99,
 )
 """Budgets for replaying a z3 trace: the encoding has none, so the replay must not run out."""
 
@@ -93,6 +95,59 @@ processes, two sockets, one connection, two generations; slots are ``config.work
 
 Goal = Callable[[Config, Vocab], Formula]
 """What the last state of a trace must satisfy."""
+
+
+BUDGETS: dict[str, str] = {
+    "start_master": "starts",
+    "connect": "connections",
+    "kill_worker": "kills",
+    "kill_master": "master_kills",
+    "stop_worker": "stops",
+    "reload": "reloads",
+    "upgrade": "upgrades",
+    "graceful_shutdown": "shutdowns",
+    "fast_shutdown": "shutdowns",
+    "spawn_helper": "helpers",
+}
+"""The environment actions whose Python guard reads a budget, and the field of
+:class:`~forkshare.model.config.Bounds` it reads (``tests/proofs`` checks the list)."""
+
+
+def allowed_by(budgets: Bounds) -> frozenset[str]:
+    """The actions a search under ``budgets`` may take: all but those whose budget is 0."""
+    return frozenset(a for a in ACTIONS if a not in BUDGETS or getattr(budgets, BUDGETS[a]) > 0)
+
+
+def spent_once(budgets: Bounds) -> tuple[frozenset[str], ...]:
+    """The groups of actions sharing a budget of 1 (a search takes at most one of them)."""
+    fields = sorted({f for f in BUDGETS.values() if getattr(budgets, f) == 1})
+    return tuple(frozenset(a for a, f in BUDGETS.items() if f == field) for field in fields)
+
+
+def sizes_for(config: Config, budgets: Bounds) -> dict[str, int]:
+    """Universes just large enough for the objects ``budgets`` lets a run of ``config`` create
+    (each start a master and its workers, each kill a respawn, each reload a generation, each
+    upgrade a master and its workers, each helper a process), and never larger than
+    :data:`SIZES`: a smaller universe makes every unrolled step cheaper."""
+    generation = 1 + config.workers
+    procs = (
+        budgets.starts * generation
+        + budgets.kills
+        + budgets.reloads * config.workers
+        + budgets.upgrades * generation
+        + budgets.helpers
+    )
+    per_start = config.workers if config.mode is Mode.REUSEPORT else 1
+    socks = per_start * (budgets.starts + (budgets.reloads if config.reload_rebinds else 0))
+    if config.private_reuseport:
+        socks = config.workers + budgets.kills
+    wanted = {
+        "proc": procs,
+        "sock": socks,
+        "conn": budgets.connections,
+        "gen": 1 + budgets.reloads + budgets.upgrades,
+    }
+    return {sort: max(1, min(SIZES[sort], n)) for sort, n in wanted.items()}
 
 
 def initial(v: Vocab) -> Formula:
@@ -134,6 +189,10 @@ class _Unrolling:
     fired: list[dict[str, Formula]] = field(default_factory=list)
     locals: list[dict[str, Locals]] = field(default_factory=list)
     slots: tuple[Term, ...] = ()
+    alphabet: frozenset[str] = frozenset(ACTIONS)
+    """The actions a step may take."""
+    once: tuple[frozenset[str], ...] = ()
+    """Groups of actions of which at most one step may take any (a budget of 1)."""
 
 
 def search(
@@ -143,9 +202,12 @@ def search(
     max_depth: int,
     timeout_ms: int,
     sizes: Mapping[str, int] = SIZES,
+    budgets: Bounds | None = None,
 ) -> Trace | None:
-    """A shortest trace (at most ``max_depth`` steps) whose last state satisfies ``goal``."""
-    unrolling = _start(config, timeout_ms, sizes)
+    """A shortest trace (at most ``max_depth`` steps) whose last state satisfies ``goal``;
+    with ``budgets``, an environment action whose budget is 0 is never taken, and one whose
+    budget is 1 at most once (the actions sharing a budget share that once)."""
+    unrolling = _start(config, timeout_ms, sizes, budgets)
     spent, slowest = 0.0, 0.0
     for depth in range(max_depth + 1):
         if depth:
@@ -198,24 +260,28 @@ def _check(unrolling: _Unrolling, goal: Callable[[], Formula]) -> Outcome:
         return unrolling.solver.check()
 
 
-def _start(config: Config, timeout_ms: int, sizes: Mapping[str, int]) -> _Unrolling:
+def _start(
+    config: Config, timeout_ms: int, sizes: Mapping[str, int], budgets: Bounds | None = None
+) -> _Unrolling:
     universes = {sort: [f"{sort}{k}" for k in range(size)] for sort, size in sizes.items()}
     universes["slot"] = [f"slot{k}" for k in range(config.workers)]
     solver = Solver(timeout_ms, logic="QF_UF")
     first = Vocab.named("@0")
     with grounded(universes) as elements:
         solver.add(*[distinct(*terms) for terms in elements.values()])
-        solver.add(*static_axioms(), initial(first), *_closed(first, elements))
+        solver.add(*static_axioms(), initial(first), *closed_world(first, elements))
         solver.add(one_of(STATIC.gen_first(), "gen"))
     slots = tuple(elements["slot"])
-    return _Unrolling(config, solver, universes, [first], slots=slots)
+    alphabet = frozenset(ACTIONS) if budgets is None else allowed_by(budgets)
+    once = () if budgets is None else spent_once(budgets)
+    return _Unrolling(config, solver, universes, [first], slots=slots, alphabet=alphabet, once=once)
 
 
 def _extend(unrolling: _Unrolling) -> None:
     """Add step k: a copy of the grounded step template, renamed onto states k-1 and k."""
     if unrolling.template is None:
         with grounded(unrolling.universes) as elements:
-            unrolling.template = _template(unrolling.config, elements)
+            unrolling.template = _template(unrolling.config, elements, unrolling.alphabet)
     template = unrolling.template
     k = len(unrolling.states)
     post = Vocab.named(f"@{k}")
@@ -232,9 +298,13 @@ def _extend(unrolling: _Unrolling) -> None:
     pairs.append((old, replacement))
     unrolling.solver.add(substitute_symbols(template.formula, pairs))
     unrolling.states.append(post)
-    unrolling.fired.append(
-        {a: substitute_symbols(f, [(old, replacement)]) for a, f in template.fired.items()}
-    )
+    fired = {a: substitute_symbols(f, [(old, replacement)]) for a, f in template.fired.items()}
+    for group in unrolling.once:
+        here = disj(*[fired[a] for a in sorted(group)])
+        unrolling.solver.add(
+            *[neg(conj(here, disj(*[e[a] for a in sorted(group)]))) for e in unrolling.fired]
+        )
+    unrolling.fired.append(fired)
     unrolling.locals.append(scopes)
 
 
@@ -250,7 +320,9 @@ class _Template:
     formula: Formula
 
 
-def _template(config: Config, elements: dict[str, list[Term]]) -> _Template:
+def _template(
+    config: Config, elements: dict[str, list[Term]], alphabet: frozenset[str]
+) -> _Template:
     """One action is chosen; each symbol's new value is the chosen action's update (or the old
     value when that action does not modify it), so no frame axioms are needed."""
     pre, post = Vocab.named("@pre"), Vocab.named("@post")
@@ -262,7 +334,7 @@ def _template(config: Config, elements: dict[str, list[Term]]) -> _Template:
         local = Locals(f"step!{name}!")
         step = effect(config, name, pre, arguments(name, local), local)
         scopes[name] = local
-        if is_false(simplify(step.guard)):  # disabled by the configuration: never chosen
+        if name not in alphabet or is_false(simplify(step.guard)):  # never chosen
             parts.append(neg(fired[name]))
             continue
         parts.append(implies(fired[name], conj(step.guard, *local.side)))
@@ -271,7 +343,7 @@ def _template(config: Config, elements: dict[str, list[Term]]) -> _Template:
         for symbol, update in step.updates.items():
             writers[symbol].append((fired[name], update))
     parts += [_written(symbol, pre, post, writers[symbol.name]) for symbol in STATE_SYMBOLS]
-    parts += [_slotted(post), *_closed(post, elements)]
+    parts += [_slotted(post), *closed_world(post, elements)]
     chosen = chosen_of(next(iter(fired.values())))
     return _Template(pre, post, fired, chosen, scopes, conj(*parts))
 
@@ -300,7 +372,7 @@ def _new_elements(local: Locals) -> list[tuple[Term, str]]:
     return [(t, s) for t, s in local.loose() if str(t).split("!")[-1].startswith(("new_", "own_"))]
 
 
-def _closed(v: Vocab, elements: dict[str, list[Term]]) -> list[Formula]:
+def closed_world(v: Vocab, elements: Mapping[str, Sequence[Term]]) -> list[Formula]:
     """The state's functions into uninterpreted sorts take values among the elements."""
     found = [one_of(v.holder(), "proc")]
     found += [one_of(v.gen(p), "gen") for p in elements["proc"]]
@@ -339,7 +411,7 @@ def replay(config: Config, model: Model, unrolling: _Unrolling) -> tuple[TraceSt
             structure.
     """
     run = _Replay(replace(config, bounds=UNBOUNDED), model, naming(model, unrolling.states))
-    run.slots = {str(model.value(t)): k for k, t in enumerate(unrolling.slots)}
+    run.slots = {text(model.value(t)): k for k, t in enumerate(unrolling.slots)}
     state = initial_state()
     steps: list[TraceStep] = []
     for k, fired in enumerate(unrolling.fired):
@@ -365,7 +437,7 @@ class _Replay:
     def arguments(self, name: str, local: Locals) -> tuple[int, ...]:
         values = []
         for k, param in enumerate(ACTIONS[name].params):
-            key = str(self.model.value(local.symbols[f"arg{k}_{param.value}"]))
+            key = text(self.model.value(local.symbols[f"arg{k}_{param.value}"]))
             table = self.slots if param is Param.SLOT else self.ids
             if key not in table:
                 raise EncodingMismatchError(f"{name}: argument {key} names nothing in the replay")
@@ -401,17 +473,17 @@ class _Replay:
         pids = [p.pid for p in new.processes if old.process(p.pid) is None]
         procs = self._born("proc", "p_in", target, before)
         if len(pids) == len(procs) == 1:
-            pairing[str(procs[0])] = pids[0]
+            pairing[text(procs[0])] = pids[0]
         cids = [c.cid for c in new.connections[len(old.connections) :]]
         conns = self._born("conn", "c_in", target, before)
         if len(cids) == len(conns) == 1:
-            pairing[str(conns[0])] = cids[0]
+            pairing[text(conns[0])] = cids[0]
         made = new.listeners[len(old.listeners) :]
         for term in self._born("sock", "s_in", target, before):
             slot = self._slot_of(target, term)
             match = [lst.sid for lst in made if lst.slot == slot]
             if len(match) == 1:
-                pairing[str(term)] = match[0]
+                pairing[text(term)] = match[0]
 
     def _slot_of(self, target: Structure, term: Term) -> int:
         sock = self.names.name(term)
@@ -424,7 +496,7 @@ class _Replay:
         renaming = {
             self.names.names[key]: f"{_SORT_PREFIX[sort]}{pairing[key]}"
             for sort in _SORT_PREFIX
-            for key in map(str, self.names.terms[sort])
+            for key in map(text, self.names.terms[sort])
             if key in pairing
         }
         renaming |= {self.names.names[key]: f"slot{k}" for key, k in self.slots.items()}

@@ -70,6 +70,13 @@ def type_ok(config: Config, v: Vocab) -> Formula:
                 exists([o], conj(v.owns(c, o), v.p_in(o))),
             ),
         ),
+        forall(
+            [c],
+            implies(
+                conj(v.c_in(c), v.fate(c) == q.DEFERRED),
+                exists([s], conj(v.arrived_on(c, s), v.s_in(s), v.listening(s))),
+            ),
+        ),
     )
 
 
@@ -145,9 +152,21 @@ def no_listener_after_shutdown(config: Config, v: Vocab) -> Formula:
 
 
 def orphans_exit_with_master(config: Config, v: Vocab) -> Formula:
-    """``invariants.orphans_exit_with_master``: no ``orphan_steps`` anywhere."""
+    """``invariants.orphans_exit_with_master``: no ``orphan_accepts`` anywhere."""
     p = var("proc", "o_p")
-    return forall([p], implies(v.p_in(p), neg(v.orphan_stepped(p))))
+    return forall([p], implies(v.p_in(p), neg(v.orphan_accepted(p))))
+
+
+def requests_in_hand_are_answered(config: Config, v: Vocab) -> Formula:
+    """``invariants.requests_in_hand_are_answered``: no connection was abandoned."""
+    c = var("conn", "q_c")
+    return forall([c], implies(v.c_in(c), v.fate(c) != fate(Fate.ABANDONED)))
+
+
+def no_leaked_listener(config: Config, v: Vocab) -> Formula:
+    """``invariants.no_leaked_listener``: no helper in the table holds a descriptor."""
+    p, s = var("proc", "x_p"), var("sock", "x_s")
+    return forall([p, s], implies(conj(v.p_in(p), v.helper(p)), neg(v.holds(p, s))))
 
 
 def master_never_accepts(config: Config, v: Vocab) -> Formula:
@@ -162,7 +181,7 @@ def reuseport_queue_has_consumer(config: Config, v: Vocab) -> Formula:
     s, i = var("sock", "r_s"), var("slot", "r_i")
     p, m = var("proc", "r_p"), var("proc", "r_m")
     waiting = conj(v.s_in(s), v.listening(s), v.reuseport(s), v.sslot(s, i))
-    worker = conj(q.alive(v, p), neg(v.master(p)), v.wslot(p, i), v.holds(p, s))
+    worker = conj(q.alive(v, p), q.worker(v, p), v.wslot(p, i), v.holds(p, s))
     respawn = conj(q.commandable(v, m), neg(v.abandoned(m, i)))
     consumer = disj(exists([p], worker), exists([m], respawn))
     return implies(q.service_running(v), forall([s, i], implies(waiting, consumer)))
@@ -197,11 +216,13 @@ CLAIMS: dict[str, Claim] = {
     "queue_within_backlog": queue_within_backlog,
     "held_listener_is_listening": held_listener_is_listening,
     "listening_listener_is_held": listening_listener_is_held,
+    "listeners_keep_identity": listeners_keep_identity,
     "no_queued_connection_lost": no_queued_connection_lost,
     "port_keeps_listening": port_keeps_listening,
-    "listeners_keep_identity": listeners_keep_identity,
     "no_listener_after_shutdown": no_listener_after_shutdown,
     "orphans_exit_with_master": orphans_exit_with_master,
+    "requests_in_hand_are_answered": requests_in_hand_are_answered,
+    "no_leaked_listener": no_leaked_listener,
     "master_never_accepts": master_never_accepts,
     "reuseport_queue_has_consumer": reuseport_queue_has_consumer,
     "single_pending_upgrade": single_pending_upgrade,

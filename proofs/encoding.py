@@ -21,9 +21,18 @@ Discussion:
     left over on absent elements ("junk") cannot change a verdict.
 
     *Counters become predicates.* ``accepts`` is kept as "accepted at least once" and "at least
-    twice", ``wakeups`` as "woke two or more", ``orphan_steps`` as "stepped as an orphan",
+    twice", ``wakeups`` as "woke two or more", ``orphan_accepts`` as "accepted as an orphan",
     ``usage.shutdowns`` as "a shutdown happened": the invariants only compare these counters with
     0 or 1, and :mod:`forkshare.proofs.structure` maps each concrete counter onto its predicate.
+    The role of a process is two flags (``master``, ``helper``; a worker has neither), so the
+    old proofs' "not a master" reads "a worker" only together with "not a helper".
+
+    *An accept queue is a relation and an order.* ``in_queue`` says which connections wait on a
+    socket; ``ahead`` orders them, oldest first, because accept() takes the head (E1). The order
+    is the order of admission, not of arrival: a connection held back by TCP_DEFER_ACCEPT (K19)
+    enters the queue behind younger ones, so the static order of connections cannot stand in
+    for it. ``ahead`` relates two connections of the same queue only; a step that empties a
+    place in a queue (accept, the close that resets it) drops that connection's pairs.
 
     *Stratified EPR, checked.* Formulas stay in the decidable fragment where every ∀∃ alternation
     (after Skolemisation) and every function symbol goes from one sort to a later one in an
@@ -52,6 +61,8 @@ Term: TypeAlias = Any
 """A z3 expression of any sort."""
 Decl: TypeAlias = Any
 """A z3 function declaration (a state symbol)."""
+Pair: TypeAlias = tuple[Any, Any]
+"""A substitution pair: a declaration and the term that replaces it (see :func:`renaming`)."""
 
 # ---------------------------------------------------------------------------------------------
 # Sorts
@@ -124,7 +135,8 @@ class Symbol:
 
 STATE_SYMBOLS: tuple[Symbol, ...] = (
     Symbol("p_in", ("proc",), "bool", "the process is in the process table (alive or a zombie)"),
-    Symbol("master", ("proc",), "bool", "the process is a master (else a worker)"),
+    Symbol("master", ("proc",), "bool", "the process is a master"),
+    Symbol("helper", ("proc",), "bool", "the process is a helper (a worker when neither)"),
     Symbol("parent", ("proc", "proc"), "bool", "parent(child, p): p is the child's parent pid"),
     Symbol("gen", ("proc",), "gen", "worker: its generation; master: its current generation"),
     Symbol("wslot", ("proc", "slot"), "bool", "the worker's slot"),
@@ -132,8 +144,10 @@ STATE_SYMBOLS: tuple[Symbol, ...] = (
     Symbol("stopped", ("proc",), "bool", "SIGSTOPped"),
     Symbol("holds", ("proc", "sock"), "bool", "the process holds a descriptor for the socket"),
     Symbol("holds_mutex", ("proc",), "bool", "the process believes it holds the accept mutex"),
-    Symbol("quit", ("proc",), "bool", "the worker was told to quit (QUIT) and has not acted yet"),
-    Symbol("orphan_stepped", ("proc",), "bool", "the worker accepted or served as an orphan"),
+    Symbol("quit", ("proc",), "bool", "the worker was told to quit gracefully (QUIT)"),
+    Symbol("terminate", ("proc",), "bool", "the stopped worker was told to exit now (TERM)"),
+    Symbol("orphan_accepted", ("proc",), "bool", "the worker accepted as an orphan"),
+    Symbol("master_killed", ("proc",), "bool", "the process's master died by SIGKILL"),
     Symbol("shutdown", ("proc",), "shutdown", "the shutdown the master was told to perform"),
     Symbol("abandoned", ("proc", "slot"), "bool", "the master will not refill the slot"),
     Symbol("s_in", ("sock",), "bool", "the socket was created (closed ones stay)"),
@@ -145,6 +159,7 @@ STATE_SYMBOLS: tuple[Symbol, ...] = (
     Symbol("c_in", ("conn",), "bool", "the client connected"),
     Symbol("fate", ("conn",), "fate", "where the connection is"),
     Symbol("in_queue", ("conn", "sock"), "bool", "the connection waits in the socket's queue"),
+    Symbol("ahead", ("conn", "conn"), "bool", "ahead(c, d): c waits in d's queue, ahead of d"),
     Symbol("arrived_on", ("conn", "sock"), "bool", "the socket the connection arrived on"),
     Symbol("owns", ("conn", "proc"), "bool", "the connection's owner pid"),
     Symbol("accepted_once", ("conn",), "bool", "accept() returned it at least once"),
@@ -152,6 +167,7 @@ STATE_SYMBOLS: tuple[Symbol, ...] = (
     Symbol("c_by_master", ("conn",), "bool", "a master called the accept() that returned it"),
     Symbol("requested", ("conn",), "bool", "the client sent its request"),
     Symbol("woke_many", ("conn",), "bool", "its arrival woke two or more processes"),
+    Symbol("held_back", ("conn",), "bool", "it arrived held back and never entered a queue"),
     Symbol("locked", (), "bool", "the accept mutex's lock word is not 0"),
     Symbol("holder", (), "proc", "the pid in the lock word (meaningful when locked)"),
     Symbol("shut_down_once", (), "bool", "a graceful or fast shutdown was asked for"),
@@ -179,6 +195,7 @@ class Vocab:
 
     p_in: Decl
     master: Decl
+    helper: Decl
     parent: Decl
     gen: Decl
     wslot: Decl
@@ -187,7 +204,9 @@ class Vocab:
     holds: Decl
     holds_mutex: Decl
     quit: Decl
-    orphan_stepped: Decl
+    terminate: Decl
+    orphan_accepted: Decl
+    master_killed: Decl
     shutdown: Decl
     abandoned: Decl
     s_in: Decl
@@ -199,6 +218,7 @@ class Vocab:
     c_in: Decl
     fate: Decl
     in_queue: Decl
+    ahead: Decl
     arrived_on: Decl
     owns: Decl
     accepted_once: Decl
@@ -206,6 +226,7 @@ class Vocab:
     c_by_master: Decl
     requested: Decl
     woke_many: Decl
+    held_back: Decl
     locked: Decl
     holder: Decl
     shut_down_once: Decl
@@ -467,7 +488,7 @@ def renamed(symbol: Any, name: str) -> tuple[Any, Any, Any]:
     return copy, decl, fresh(*args)
 
 
-def renaming(old: Vocab, new: Vocab, names: Iterable[str] | None = None) -> list[tuple[Any, Any]]:
+def renaming(old: Vocab, new: Vocab, names: Iterable[str] | None = None) -> list[Pair]:
     """Substitution pairs that rename the state symbols ``names`` (default: all) of ``old`` to
     ``new``'s."""
     pairs = []
@@ -479,7 +500,7 @@ def renaming(old: Vocab, new: Vocab, names: Iterable[str] | None = None) -> list
     return pairs
 
 
-def substitute_symbols(formula: Formula, pairs: Sequence[tuple[Any, Any]]) -> Formula:
+def substitute_symbols(formula: Formula, pairs: Sequence[Pair]) -> Formula:
     """``formula`` with each function symbol replaced (one C call, see :func:`renamed`)."""
     return z3.substitute_funs(formula, *pairs)
 
@@ -589,8 +610,8 @@ class Model:
         default = rows[-1]
         if not (z3.is_app(default) and default.num_args() == 0):
             return lambda args: self.value(decl(*args))
-        entries = {tuple(str(a) for a in row[:-1]): row[-1] for row in rows[:-1]}
-        return lambda args: entries.get(tuple(str(a) for a in args), default)
+        entries = {tuple(a.get_id() for a in row[:-1]): row[-1] for row in rows[:-1]}
+        return lambda args: entries.get(tuple(a.get_id() for a in args), default)
 
 
 def same(left: Term, right: Term) -> bool:
@@ -600,7 +621,21 @@ def same(left: Term, right: Term) -> bool:
 
 def enum_name(value: Term) -> str:
     """The Python enum value of an enumeration constant (``queued``)."""
-    return str(value)
+    return text(value)
+
+
+_TEXTS: dict[int, tuple[Term, str]] = {}
+"""Term id → the term (kept alive, so its id is not reused) and its printed form."""
+
+
+def text(term: Term) -> str:
+    """``str(term)``, printed once per term (z3's printer is slow, and decoding a trace prints
+    the same few model values thousands of times)."""
+    found = _TEXTS.get(term.get_id())
+    if found is None:
+        found = (term, str(term))
+        _TEXTS[term.get_id()] = found
+    return found[1]
 
 
 # ---------------------------------------------------------------------------------------------

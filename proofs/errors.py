@@ -16,8 +16,8 @@ class UnknownNameError(UsageError):
 
 class NotRepresentableError(ProofError):
     """Raised by :func:`forkshare.proofs.structure.abstract` for a concrete state that no reachable
-    state resembles and the encoding cannot express (an unsorted queue, a worker without a slot);
-    the message names the offending object."""
+    state resembles and the encoding cannot express (a socket on another port, a worker without a
+    slot); the message names the offending object."""
 
 
 class EncodingMismatchError(ProofError):

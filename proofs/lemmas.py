@@ -77,8 +77,9 @@ def a_commandable_master_holds_a_socket(config: Config, v: Vocab) -> Formula:
 
 
 def workers_share_with_masters(config: Config, v: Vocab) -> Formula:
-    """A worker whose parent is in the table holds only sockets every commandable master holds
-    (it inherited them; a master that could start beside it would need its parent gone)."""
+    """A worker (or helper) whose parent is in the table holds only sockets every commandable
+    master holds (it inherited them, or was sent them; a master that could start beside it
+    would need its parent gone)."""
     w, y, b, s = (
         var("proc", "L10_w"),
         var("proc", "L10_y"),
@@ -117,6 +118,13 @@ def mutex_believer_holds_a_socket(config: Config, v: Vocab) -> Formula:
     return implies(exists([p], believer), exists([p, s], conj(believer, v.holds(p, s))))
 
 
+def mutex_believer_is_running(config: Config, v: Vocab) -> Formula:
+    """Whoever believes it holds the mutex is running: a worker drops the belief when it begins
+    its graceful exit, and takes the mutex only while running."""
+    p = var("proc", "L16_p")
+    return forall([p], implies(conj(v.p_in(p), v.holds_mutex(p)), v.phase(p) == q.RUNNING))
+
+
 def dead_holder_has_a_parent(config: Config, v: Vocab) -> Formula:
     """A zombie whose pid is in the lock word still has its master (init reaps a zombie whose
     master is gone, and frees the lock word with it)."""
@@ -136,21 +144,36 @@ def lock_word_matches_belief(config: Config, v: Vocab) -> Formula:
     return implies(conj(v.locked(), q.alive(v, v.holder())), v.holds_mutex(v.holder()))
 
 
+def held_back_never_accepted(config: Config, v: Vocab) -> Formula:
+    """A connection held back by TCP_DEFER_ACCEPT was never accepted (it comes from connect)."""
+    c = var("conn", "L14_c")
+    held = conj(v.c_in(c), v.fate(c) == q.DEFERRED)
+    return forall([c], implies(held, neg(v.accepted_once(c))))
+
+
+def arrived_on_one_socket(config: Config, v: Vocab) -> Formula:
+    """A connection arrived on one socket at most (``Connection.listener`` is one sid)."""
+    c, s, s2 = var("conn", "L15_c"), var("sock", "L15_s"), var("sock", "L15_s2")
+    both = conj(v.c_in(c), v.arrived_on(c, s), v.arrived_on(c, s2))
+    return forall([c, s, s2], implies(both, s == s2))
+
+
 LEMMAS: dict[str, Lemma] = {
     lemma.name: lemma
     for lemma in (
         Lemma(
             "parents_are_live_masters",
-            "workers_share_with_masters and dead_holder_has_a_parent under every exit: a "
-            "parent pid always names a live master, because an exit reparents (or has init "
-            "reap) its children first",
+            "dead_holder_has_a_parent in mutex mode under the exits of workers, helpers and "
+            "masters, and workers_share_with_masters in reuseport mode under the forks and "
+            "start_master: a parent pid always names a live master, because an exit "
+            "reparents (or has init reap) its children first",
             parents_are_live_masters,
         ),
         Lemma(
             "owners_are_alive",
-            "type_ok under reap, kill_master and exit_master: removing a process must not "
-            "leave an accepted connection whose owner is gone (exit resets what a process "
-            "owns)",
+            "type_ok under reap, kill_master, exit_master and exit_helper: removing a "
+            "process must not leave an accepted connection whose owner is gone (exit resets "
+            "what a process owns)",
             owners_are_alive,
         ),
         Lemma(
@@ -163,36 +186,38 @@ LEMMAS: dict[str, Lemma] = {
         ),
         Lemma(
             "commandable_masters_share_sockets",
-            "port_keeps_listening in reuseport mode under graceful_shutdown, fast_shutdown "
-            "and kill_master (an upgrade's other master still holds the sockets), and "
-            "workers_share_with_masters under spawn_worker",
+            "a_commandable_master_holds_a_socket and port_keeps_listening in reuseport mode "
+            "under graceful_shutdown, fast_shutdown and kill_master: an upgrade's other "
+            "master still holds the sockets",
             commandable_masters_share_sockets,
         ),
         Lemma(
             "a_commandable_master_holds_a_socket",
-            "port_keeps_listening in reuseport mode under the exits of workers: a socket a "
-            "commandable master holds cannot close",
+            "port_keeps_listening in reuseport mode under kill_worker, exit_worker and "
+            "close_listeners: a socket a commandable master holds cannot close",
             a_commandable_master_holds_a_socket,
         ),
         Lemma(
             "workers_share_with_masters",
             "listeners_keep_identity and no_queued_connection_lost in reuseport mode under "
-            "the exits of workers: a worker whose master serves can never be a socket's "
-            "last holder",
+            "the exits of workers and close_listeners (F2): a worker whose master serves can "
+            "never be a socket's last holder",
             workers_share_with_masters,
             applies=lambda config: config.mode is Mode.REUSEPORT,
         ),
         Lemma(
             "commandable_master_holds_every_listener",
             "listeners_keep_identity and no_queued_connection_lost outside reuseport mode "
-            "under the exits of workers: a socket closes only once no master serves it",
+            "under the exits of workers and close_listeners (F2): a socket closes only once "
+            "no master serves it",
             commandable_master_holds_every_listener,
             applies=lambda config: config.mode is not Mode.REUSEPORT,
         ),
         Lemma(
             "mutex_holder_is_a_worker",
-            "mutex_believer_holds_a_socket and dead_holder_has_a_parent under the master's "
-            "shutdowns and exits: a master is never the holder",
+            "mutex_believer_holds_a_socket under close_listeners (a stopping master closes "
+            "its descriptors, F1) and dead_holder_has_a_parent under exit_master and "
+            "kill_master: a master is never the holder",
             mutex_holder_is_a_worker,
             applies=lambda config: config.mode is Mode.MUTEX,
         ),
@@ -201,6 +226,13 @@ LEMMAS: dict[str, Lemma] = {
             "at_most_one_mutex_holder under start_master in mutex mode: a new master (whose "
             "lock word starts free) can only bind once no believer is left",
             mutex_believer_holds_a_socket,
+            applies=lambda config: config.mode is Mode.MUTEX,
+        ),
+        Lemma(
+            "mutex_believer_is_running",
+            "mutex_believer_holds_a_socket under close_listeners: only an exiting worker "
+            "closes its descriptors, and it has dropped the mutex",
+            mutex_believer_is_running,
             applies=lambda config: config.mode is Mode.MUTEX,
         ),
         Lemma(
@@ -223,9 +255,23 @@ LEMMAS: dict[str, Lemma] = {
             applies=lambda config: config.mode is Mode.MUTEX,
         ),
         Lemma(
+            "held_back_never_accepted",
+            "accepted_at_most_once under send_request and admit_deferred: a held-back "
+            "connection enters the queue, where it must not count as accepted already",
+            held_back_never_accepted,
+        ),
+        Lemma(
+            "arrived_on_one_socket",
+            "type_ok under send_request and admit_deferred: a held-back connection is queued "
+            "on the socket it arrived on, which type_ok says exists and listens",
+            arrived_on_one_socket,
+        ),
+        Lemma(
             "no_slot_abandoned",
-            "reuseport_queue_has_consumer under every exit and shutdown: with respawn a "
-            "commandable master refills every slot, so it is the pending consumer",
+            "reuseport_queue_has_consumer under every exit, close_listeners and the "
+            "shutdowns (in every mode: nothing else says that no socket is a reuseport one "
+            "outside reuseport mode): with respawn a commandable master refills every slot, "
+            "so it is the pending consumer",
             no_slot_abandoned,
             applies=lambda config: config.respawn,
         ),

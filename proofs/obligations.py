@@ -15,11 +15,21 @@ Discussion:
     disjunction of all their negations.
 
     *Goals the action cannot touch.* A post-state shares every symbol the action does not modify
-    with the pre-state (mypyvy's ``modifies``). When a goal mentions none of the modified
-    symbols, its post-state formula is the very same z3 term as its pre-state formula, which is a
-    hypothesis: the obligation holds by that identity and is recorded as proved "by frame"
-    without a solver call. Changing what an action modifies changes the terms, so the shortcut
-    can never outlive its reason.
+    with the pre-state (mypyvy's ``modifies``). When a clause of a goal mentions none of the
+    modified symbols, its post-state formula is the very same z3 term as its pre-state formula,
+    which is a hypothesis: it holds by that identity and is not sent to z3. When no clause of a
+    goal is touched, the obligation is recorded as proved "by frame" without a solver call.
+    Changing what an action modifies changes the terms, so the shortcut can never outlive its
+    reason.
+
+    *Queries proved twice.* Configurations that differ in a freedom's pin (TCP_DEFER_ACCEPT on
+    or off, listeners inherited or sent) or in the wait primitive (blocking accept and
+    EPOLLEXCLUSIVE wake one waiter alike) give most actions the very same transition formula
+    and the same goals. z3 hash-conses its terms, so such an obligation builds the identical
+    query term; :class:`ProvedQueries` remembers every query answered ``unsat`` in this
+    process, and the second configuration's obligation is recorded as proved "by identity"
+    with the configuration that proved it. Only an identical term counts, so a change to either
+    configuration's formulas sends the query to z3 again.
 
     *Known model issues.* A goal listed in :mod:`forkshare.proofs.issues` for a configuration is
     not assumed when the other goals are proved there (a false hypothesis would prove anything);
@@ -28,11 +38,11 @@ Discussion:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from forkshare.model.actions import ACTIONS
-from forkshare.model.config import Config, Mode
+from forkshare.model.config import Config, Mode, ParentDeath
 from forkshare.model.invariants import INVARIANTS
 from forkshare.proofs.bmc import initial
 from forkshare.proofs.claims import CLAIMS
@@ -41,6 +51,7 @@ from forkshare.proofs.encoding import (
     Locals,
     Model,
     Outcome,
+    Pair,
     Solver,
     Term,
     Vocab,
@@ -56,7 +67,7 @@ from forkshare.proofs.encoding import (
 from forkshare.proofs.issues import issue_for
 from forkshare.proofs.lemmas import LEMMAS, Lemma
 from forkshare.proofs.progress import PROGRESS, ProgressFact
-from forkshare.proofs.report import Kind, Record, Result
+from forkshare.proofs.report import Basis, Kind, Record, Result
 from forkshare.proofs.structure import decode, describe, naming
 from forkshare.proofs.transitions import arguments, effect, transition
 
@@ -79,18 +90,58 @@ class Target:
 
     label: str
     config: Config
+    group: str = ""
+    """Targets of one group are proved in one process, one after another, so that a query
+    they share is solved once (see Discussion); empty: a group of its own."""
+
+    @property
+    def task(self) -> str:
+        """The group this target is proved in."""
+        return self.group or self.label
 
 
 SAFE_TARGETS: tuple[Target, ...] = (
-    *(Target(mode.value, Config(mode=mode)) for mode in Mode),
+    Target("blocking", Config(mode=Mode.BLOCKING), "wake-one"),
+    Target("exclusive", Config(mode=Mode.EXCLUSIVE), "wake-one"),
+    Target(
+        "exclusive-deferred-sent",
+        Config(mode=Mode.EXCLUSIVE, defer_accept=True, workers_receive_listeners=True),
+        "wake-one",
+    ),
+    Target(
+        "exclusive-queued-inherited",
+        Config(mode=Mode.EXCLUSIVE, defer_accept=False, workers_receive_listeners=False),
+        "wake-one",
+    ),
+    Target("poll", Config(mode=Mode.POLL)),
+    Target("mutex", Config(mode=Mode.MUTEX)),
+    Target(
+        "mutex-orphans-serve",
+        Config(mode=Mode.MUTEX, parent_death=ParentDeath.ORPHANS_SERVE),
+        "mutex-orphans",
+    ),
+    Target(
+        "mutex-orphans-poll-getppid",
+        Config(mode=Mode.MUTEX, parent_death_bound=15.0),
+        "mutex-orphans",
+    ),
+    Target("reuseport", Config(mode=Mode.REUSEPORT), "reuseport"),
     Target(
         "reuseport-own-clone",
         Config(mode=Mode.REUSEPORT, workers_keep_all_clones=False),
+        "reuseport",
     ),
+    Target("passfd", Config(mode=Mode.PASSFD)),
 )
-"""One safe configuration per mode, with the default policies (force-unlock, respawn, no
-rebinding, master-created sockets, workers exit with their master, workers keep every clone),
-and reuseport with workers that close the other slots' clones (the reference server's)."""
+"""One safe configuration per mode with the default policies (force-unlock, respawn, no
+rebinding, master-created sockets, workers that notice their master's death at once, every
+reuseport clone kept) and every freedom left open (a connection may be held back or not, a
+shared-mode worker may inherit the listener or be sent it); and the pins and policies a
+property could depend on: TCP_DEFER_ACCEPT and SCM_RIGHTS pinned both ways, orphans that keep
+serving (nginx) and orphans that notice late (a getppid() poll, bound > 0), in mutex mode (an
+orphan that may accept takes the accept mutex); and reuseport workers that close the other
+slots' clones (the reference server's). ``tests/proofs`` proves both parent-death policies in
+every mode (slow); this table is what ``forkshare prove`` runs within its time budget."""
 
 
 def goals_for(config: Config, lemmas: Mapping[str, Lemma] = LEMMAS) -> dict[str, Goal]:
@@ -111,6 +162,25 @@ class Refutation:
     model: Model | None
 
 
+@dataclass(slots=True)
+class ProvedQueries:
+    """Every query answered ``unsat`` in this process, by the z3 terms it is made of (see
+    Discussion): the hypotheses, the step, and the clauses refuted."""
+
+    proved: dict[tuple[int, ...], tuple[tuple[Formula, ...], str]] = field(default_factory=dict)
+    """Term ids → the terms (kept alive, so no id is reused while it is here) and who proved
+    them."""
+
+    def prover_of(self, parts: Sequence[Formula]) -> str | None:
+        """The label of the configuration that proved the query made of these very terms."""
+        found = self.proved.get(tuple(part.get_id() for part in parts))
+        return None if found is None else found[1]
+
+    def remember(self, parts: Sequence[Formula], label: str) -> None:
+        """The query made of ``parts`` was answered ``unsat`` for ``label``."""
+        self.proved.setdefault(tuple(part.get_id() for part in parts), (tuple(parts), label))
+
+
 class Prover:
     """The init, consecution and progress obligations of one target."""
 
@@ -121,32 +191,46 @@ class Prover:
         lemmas: Mapping[str, Lemma] = LEMMAS,
         timeout_ms: int = TIMEOUT_MS,
         selected: Selected = everything,
+        known: ProvedQueries | None = None,
     ) -> None:
         self.target = target
         self.config = target.config
         self.timeout_ms = timeout_ms
         self.selected = selected
+        self.known = known if known is not None else ProvedQueries()
         self.pre = Vocab.named("")
         self.goals = goals_for(self.config, lemmas)
         self.at_pre = {name: goal(self.config, self.pre) for name, goal in self.goals.items()}
-        self.reads = {name: symbols_of(f) for name, f in self.at_pre.items()}
-        """Goal → the state symbols its formula mentions (they have the table's names here)."""
+        self.clauses = {
+            name: [(clause, symbols_of(clause)) for clause in conjuncts(f)]
+            for name, f in self.at_pre.items()
+        }
+        """Goal → its top-level clauses, each with the state symbols it mentions (they have the
+        table's names here)."""
         self.assumed = [f for n, f in self.at_pre.items() if issue_for(self.config, n) is None]
         self.axioms = static_axioms()
+        self._solver: Solver | None = None
 
     def check_init(self) -> list[Record]:
         """The initial state satisfies every goal."""
         records = []
+        start = initial(self.pre)
         solver = Solver(self.timeout_ms)
-        solver.add(*self.axioms, initial(self.pre))
+        solver.add(*self.axioms, start)
         for name, formula in self.at_pre.items():
             if not self.selected(Kind.INIT, self.target.label, "", name):
+                continue
+            earlier = self.known.prover_of([start, formula])
+            if earlier is not None:
+                records.append(self._by_identity(Kind.INIT, "", name, earlier))
                 continue
             refutation = _refute(solver, conjuncts(formula))
             detail = ""
             if refutation.model is not None:
                 state = decode(refutation.model, self.pre, naming(refutation.model, [self.pre]))
                 detail = f"the initial state violates {name}: {describe(state)}"
+            elif refutation.verdict == "unsat":
+                self.known.remember([start, formula], self.target.label)
             records.append(self._record(Kind.INIT, "", name, refutation, detail))
         return records
 
@@ -166,45 +250,64 @@ class Prover:
         step = effect(self.config, name, self.pre, args, local)
         post = self.pre.primed(step.updates, "'")
         solver = Solver(self.timeout_ms)
-        solver.add(*self.axioms, *self.assumed, transition(step, self.pre, post, local))
+        formula = transition(step, self.pre, post, local)
+        solver.add(*self.axioms, *self.assumed, formula)
         changed = frozenset(step.updates)
-        return [self._consecution(solver, name, args, post, changed, goal) for goal in wanted]
+        renamed = dict(zip(sorted(changed), renaming(self.pre, post, changed), strict=True))
+        context = _Context(solver, name, args, post, changed, formula, renamed)
+        return [self._consecution(context, goal) for goal in wanted]
 
-    def _consecution(
-        self,
-        solver: Solver,
-        action: str,
-        args: tuple[Term, ...],
-        post: Vocab,
-        changed: frozenset[str],
-        goal: str,
-    ) -> Record:
-        touched = changed & self.reads[goal]
+    def _hypotheses(self) -> Solver:
+        """The solver holding the axioms and the assumed goals, made once: each action's
+        checks run in a frame of it, so the hypotheses are internalised once per target."""
+        if self._solver is None:
+            self._solver = Solver(self.timeout_ms)
+            self._solver.add(*self.axioms, *self.assumed)
+        return self._solver
+
+    def _consecution(self, context: _Context, goal: str) -> Record:
+        touched = [
+            substitute_symbols(
+                clause, [context.renamed[n] for n in sorted(reads & context.changed)]
+            )
+            for clause, reads in self.clauses[goal]
+            if reads & context.changed
+        ]
         if not touched:
             return Record(
                 Kind.CONSECUTION,
                 self.target.label,
-                action,
+                context.action,
                 goal,
                 Result.PROVED,
                 0.0,
                 "by frame: the action modifies none of its symbols",
+                Basis.FRAME,
             )
-        at_post = substitute_symbols(self.at_pre[goal], renaming(self.pre, post, touched))
         own = [] if issue_for(self.config, goal) is None else [self.at_pre[goal]]
-        refutation = _refute(solver, conjuncts(at_post), own)
+        query = [*self.assumed, context.formula, *own, *touched]
+        earlier = self.known.prover_of(query)
+        if earlier is not None:
+            return self._by_identity(Kind.CONSECUTION, context.action, goal, earlier)
+        refutation = _refute(context.solver, touched, own)
         detail = ""
         if refutation.model is not None:
-            detail = self._counterexample(refutation.model, action, args, post, goal)
-        return self._record(Kind.CONSECUTION, action, goal, refutation, detail)
+            detail = self._counterexample(refutation.model, context, goal)
+        elif refutation.verdict == "unsat":
+            self.known.remember(query, self.target.label)
+        return self._record(Kind.CONSECUTION, context.action, goal, refutation, detail)
 
-    def _counterexample(
-        self, model: Model, action: str, args: tuple[Term, ...], post: Vocab, goal: str
-    ) -> str:
-        names = naming(model, [self.pre, post])
-        call = f"{action}({', '.join(names.name(model.value(a)) for a in args)})"
+    def _by_identity(self, kind: Kind, action: str, goal: str, earlier: str) -> Record:
+        detail = f"by identity: the very same query was proved for {earlier}"
+        return Record(
+            kind, self.target.label, action, goal, Result.PROVED, 0.0, detail, Basis.IDENTITY
+        )
+
+    def _counterexample(self, model: Model, context: _Context, goal: str) -> str:
+        names = naming(model, [self.pre, context.post])
+        call = f"{context.action}({', '.join(names.name(model.value(a)) for a in context.args)})"
         before = describe(decode(model, self.pre, names))
-        after = describe(decode(model, post, names))
+        after = describe(decode(model, context.post, names))
         return (
             f"counterexample to induction: {goal} is not preserved by {call}\n"
             f"  before: {before}\n  after:  {after}"
@@ -218,17 +321,26 @@ class Prover:
                 continue
             if not self.selected(Kind.PROGRESS, self.target.label, "", name):
                 continue
-            local = Locals(f"{name}!")
-            premise, conclusion = fact.build(self.config, self.pre, local)
-            solver = Solver(self.timeout_ms)
-            solver.add(*self.axioms, *self.assumed, premise, *local.side)
-            refutation = _refute(solver, [conclusion])
-            detail = ""
-            if refutation.model is not None:
-                state = decode(refutation.model, self.pre, naming(refutation.model, [self.pre]))
-                detail = f"{name} fails in: {describe(state)}"
-            records.append(self._record(Kind.PROGRESS, "", name, refutation, detail))
+            records.append(self._progress(name, fact))
         return records
+
+    def _progress(self, name: str, fact: ProgressFact) -> Record:
+        local = Locals(f"{name}!")
+        premise, conclusion = fact.build(self.config, self.pre, local)
+        query = [*self.assumed, premise, *local.side, conclusion]
+        earlier = self.known.prover_of(query)
+        if earlier is not None:
+            return self._by_identity(Kind.PROGRESS, "", name, earlier)
+        solver = Solver(self.timeout_ms)
+        solver.add(*self.axioms, *self.assumed, premise, *local.side)
+        refutation = _refute(solver, [conclusion])
+        detail = ""
+        if refutation.model is not None:
+            state = decode(refutation.model, self.pre, naming(refutation.model, [self.pre]))
+            detail = f"{name} fails in: {describe(state)}"
+        elif refutation.verdict == "unsat":
+            self.known.remember(query, self.target.label)
+        return self._record(Kind.PROGRESS, "", name, refutation, detail)
 
     def _record(
         self, kind: Kind, action: str, goal: str, refutation: Refutation, detail: str
@@ -239,7 +351,22 @@ class Prover:
         }.get(refutation.verdict, Result.UNKNOWN)
         if result is Result.FAILED and issue_for(self.config, goal) is not None:
             result = Result.KNOWN_ISSUE
-        return Record(kind, self.target.label, action, goal, result, refutation.ms, detail)
+        basis = Basis.SOLVER if result is Result.PROVED else None
+        return Record(kind, self.target.label, action, goal, result, refutation.ms, detail, basis)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """One action's consecution checks: the solver holding the hypotheses and the step."""
+
+    solver: Solver
+    action: str
+    args: tuple[Term, ...]
+    post: Vocab
+    changed: frozenset[str]
+    formula: Formula
+    renamed: dict[str, Pair]
+    """Each modified symbol's substitution pair, pre-state → post-state."""
 
 
 def _refute(solver: Solver, clauses: list[Formula], extra: Iterable[Formula] = ()) -> Refutation:

@@ -16,6 +16,7 @@ from forkshare.proofs.encoding import (
     Term,
     Vocab,
     conj,
+    disj,
     distinct,
     exists,
     fate,
@@ -32,7 +33,13 @@ RUNNING = phase(Phase.RUNNING)
 EXITING = phase(Phase.EXITING)
 NONE = shutdown(Shutdown.NONE)
 QUEUED = fate(Fate.QUEUED)
+DEFERRED = fate(Fate.DEFERRED)
 ACCEPTED = fate(Fate.ACCEPTED)
+
+
+def worker(v: Vocab, p: Term) -> Formula:
+    """``Process.is_worker``: neither a master nor a helper."""
+    return conj(neg(v.master(p)), neg(v.helper(p)))
 
 
 def alive(v: Vocab, p: Term) -> Formula:
@@ -82,14 +89,36 @@ def holds_any(v: Vocab, p: Term) -> Formula:
 def orphan(v: Vocab, p: Term) -> Formula:
     """``System.is_orphan``: a worker whose parent pid is not in the process table."""
     q = var("proc", "orph_q")
-    return conj(neg(v.master(p)), forall([q], implies(v.parent(p, q), neg(v.p_in(q)))))
+    return conj(worker(v, p), forall([q], implies(v.parent(p, q), neg(v.p_in(q)))))
 
 
-def frozen_orphan(config: Config, v: Vocab, p: Term) -> Formula:
-    """``actions.is_frozen_orphan``: an orphan that may only exit (workers-exit policy)."""
+def barred_orphan(config: Config, v: Vocab, p: Term) -> Formula:
+    """``actions.is_barred_orphan``: an orphan that may accept nothing (its workers notice the
+    master's death at once: ``Config.orphans_accept_nothing``), unless it was told to stop
+    before (F8: it may take one more before it acts on the stop)."""
+    if not config.orphans_accept_nothing:
+        return FALSE
+    return conj(orphan(v, p), neg(v.quit(p)))
+
+
+def silently_dropped(v: Vocab, c: Term) -> Formula:
+    """``observation.is_silently_dropped``: held back when its listener closed, and the client
+    has sent nothing, so it still believes it is connected (K19)."""
+    lost = disj(v.fate(c) == fate(Fate.ABORTED), v.fate(c) == fate(Fate.DISCARDED))
+    return conj(lost, v.held_back(c), neg(v.requested(c)))
+
+
+def told_to_stop(v: Vocab, p: Term) -> Formula:
+    """``Process.was_told_to_stop``: told to quit gracefully or to terminate."""
+    return disj(v.quit(p), v.terminate(p))
+
+
+def notices_master_death(config: Config, v: Vocab, p: Term) -> Formula:
+    """``actions._notices_master_death``: an orphan under workers-exit that may leave now,
+    because it was not told to finish its requests or its master was SIGKILLed."""
     if config.parent_death is not ParentDeath.WORKERS_EXIT:
         return FALSE
-    return orphan(v, p)
+    return conj(orphan(v, p), disj(neg(v.quit(p)), v.master_killed(p)))
 
 
 def owned(v: Vocab, c: Term, p: Term) -> Formula:
@@ -125,7 +154,7 @@ def is_waiting_on(config: Config, v: Vocab, p: Term, s: Term) -> Formula:
         v.holds(p, s),
         v.listening(s),
         has_capacity(config, v, p),
-        neg(frozen_orphan(config, v, p)),
+        neg(barred_orphan(config, v, p)),
     )
     return conj(common, _mode_waits(config, v, p, s))
 
@@ -133,13 +162,13 @@ def is_waiting_on(config: Config, v: Vocab, p: Term, s: Term) -> Formula:
 def _mode_waits(config: Config, v: Vocab, p: Term, s: Term) -> Formula:
     if config.mode is Mode.PASSFD:
         return conj(v.master(p), v.shutdown(p) == NONE)
-    worker = neg(v.master(p))
+    is_worker = worker(v, p)
     if config.mode is Mode.MUTEX:
-        return conj(worker, v.holds_mutex(p), v.locked(), v.holder() == p)
+        return conj(is_worker, v.holds_mutex(p), v.locked(), v.holder() == p)
     if config.mode is Mode.REUSEPORT:
         i = var("slot", "wait_i")
-        return conj(worker, exists([i], conj(v.wslot(p, i), v.sslot(s, i))))
-    return worker
+        return conj(is_worker, exists([i], conj(v.wslot(p, i), v.sslot(s, i))))
+    return is_worker
 
 
 def queue_full(config: Config, v: Vocab, s: Term) -> Formula:
@@ -153,7 +182,7 @@ def slot_is_filled(v: Vocab, m: Term, i: Term) -> Formula:
     c = var("proc", "fill_c")
     return exists(
         [c],
-        conj(v.p_in(c), v.parent(c, m), neg(v.master(c)), v.gen(c) == v.gen(m), v.wslot(c, i)),
+        conj(v.p_in(c), v.parent(c, m), worker(v, c), v.gen(c) == v.gen(m), v.wslot(c, i)),
     )
 
 
@@ -171,4 +200,9 @@ def is_fresh_process(v: Vocab, n: Term) -> Formula:
 
 def worker_child(v: Vocab, x: Term, m: Term) -> Formula:
     """``x`` is a live worker child of ``m`` (who ``_request_quit`` and fast shutdown reach)."""
-    return conj(alive(v, x), v.parent(x, m), neg(v.master(x)))
+    return conj(alive(v, x), v.parent(x, m), worker(v, x))
+
+
+def waits_for_admission(v: Vocab, c: Term, s: Term) -> Formula:
+    """A member of ``System.deferred_on(s)``: held back by TCP_DEFER_ACCEPT on ``s`` (K19)."""
+    return conj(v.fate(c) == DEFERRED, v.arrived_on(c, s))

@@ -64,7 +64,7 @@ def accept_when_work_waits(config: Config, v: Vocab, local: Locals) -> tuple[For
         v.s_in(s),
         v.in_queue(c, s),
         v.p_in(p),
-        neg(v.master(p)),
+        q.worker(v, p),
         v.phase(p) == q.RUNNING,
         neg(v.stopped(p)),
         neg(v.quit(p)),

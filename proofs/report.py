@@ -27,6 +27,23 @@ class Kind(StrEnum):
     """An unsafe variant violates its invariant: a shortest trace, replayed in Python."""
     MODEL_ISSUE = "model-issue"
     """A known defect of the model is reachable: a shortest trace, replayed in Python."""
+    FREEDOM = "freedom"
+    """A freedom's witness trace (:mod:`forkshare.model.freedoms`) is a run of the z3
+    transition relation, step by step from the z3 initial state: the specification the proofs
+    are about allows the behaviour."""
+
+
+class Basis(StrEnum):
+    """How a proved obligation was established."""
+
+    SOLVER = "solver"
+    """z3 answered ``unsat`` to the query."""
+    FRAME = "frame"
+    """The action modifies no symbol the goal reads: its post-state formula is its pre-state
+    formula, a hypothesis (no query)."""
+    IDENTITY = "identity"
+    """The very same z3 query (the same hash-consed term) was answered ``unsat`` for another
+    configuration in this run."""
 
 
 class Result(StrEnum):
@@ -64,6 +81,8 @@ class Record:
     """Solver time: of the checks an obligation needed (a conjunction is refuted clause by
     clause), or of the check that found a trace (the deepest)."""
     detail: str = ""
+    basis: Basis | None = None
+    """How a proved init, consecution or progress obligation was established."""
 
     @property
     def ok(self) -> bool:
@@ -80,6 +99,7 @@ class Record:
             "result": self.result.value,
             "ms": round(self.ms, 3),
             "detail": self.detail,
+            "basis": self.basis.value if self.basis else None,
         }
 
 
@@ -104,6 +124,10 @@ class SuiteReport:
     def totals(self) -> Counter[tuple[str, str]]:
         """(kind, result) → how many."""
         return Counter((r.kind.value, r.result.value) for r in self.records)
+
+    def bases(self) -> Counter[tuple[str, str]]:
+        """(kind, basis) → how many proved obligations were established that way."""
+        return Counter((r.kind.value, r.basis.value) for r in self.records if r.basis)
 
     def failed(self) -> list[Record]:
         """The records that fail the suite."""

@@ -6,19 +6,29 @@ Discussion:
     model (:func:`forkshare.proofs.bmc.replay`) and checking the Python predicate at its end makes
     each refutation a round trip: the same unsafe design fails the same invariant in the model
     the explorer, the tests and the verifier run.
+
+    *A refutation searches one slot, within the variant's budgets.* Each variant carries the
+    budgets its counterexample needs (``Variant.bounds``); an environment action whose budget
+    is 0 is left out of the unrolled step, at most one step takes an action whose budget is 1,
+    and the universes are as large as the budgets let a run grow
+    (:func:`~forkshare.proofs.bmc.sizes_for`). Every design fails already with one worker
+    slot. The alternative, every action over the largest universes, takes seconds for the
+    deepest counterexample (a graceful stop that drops a request in hand, 8 steps) where this
+    takes a fraction of one; a trace found is a trace either way, replayed in Python without
+    budgets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config, Mode
 from forkshare.model.invariants import INVARIANTS
 from forkshare.model.state import System
 from forkshare.model.variants import VARIANTS
-from forkshare.proofs.bmc import SIZES, Goal, Trace, cover, search
+from forkshare.proofs.bmc import SIZES, Goal, Trace, cover, search, sizes_for
 from forkshare.proofs.claims import CLAIMS
 from forkshare.proofs.encoding import Formula, Locals, Vocab, conj, exists, neg
 from forkshare.proofs.issues import ISSUES, ModelIssue
@@ -29,6 +39,13 @@ SEARCH_TIMEOUT_MS = 5000
 ISSUE_SIZES = {**SIZES, "gen": 1}
 """The known model issues all show in the first generation (no reload on the way)."""
 MAX_DEPTH = 7
+"""How deep a witness search goes (every action fires within 5 steps of the initial state)."""
+REFUTATION_DEPTH = 8
+"""How deep a refutation goes: a graceful stop that drops a request in hand takes 8 steps
+(start, fork, connect, accept, request, QUIT, the worker acts on it, exits)."""
+WITNESS_SIZES = {"proc": 2, "sock": 1, "conn": 1, "gen": 2}
+"""One slot needs at most two processes at a time (a master and a worker, helper or new
+binary) and one socket; a reload needs a second generation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +56,8 @@ class WitnessTarget:
     config: Config
     actions: frozenset[str] = frozenset()
     """The actions only this configuration can fire (empty: every other action)."""
+    sizes: Mapping[str, int] = field(default_factory=lambda: WITNESS_SIZES)
+    """The universes of its searches."""
 
 
 ONE_SLOT = Config(workers=1)
@@ -56,6 +75,7 @@ WITNESS_TARGETS: tuple[WitnessTarget, ...] = (
         "rebind-on-reload",
         VARIANTS["rebind-on-reload"].apply(ONE_SLOT),
         frozenset({"rebind_listeners"}),
+        {**WITNESS_SIZES, "sock": 2},
     ),
 )
 """Where witnesses are looked for: the accept mutex exists only in mutex mode, handing a
@@ -117,14 +137,23 @@ def _record(found: Found, trace: Trace | None, depth: int) -> Record:
 
 
 def refute_variant(name: str) -> Record:
-    """The shortest trace on which unsafe variant ``name`` violates its expected invariant."""
+    """The shortest trace on which unsafe variant ``name`` violates its expected invariant,
+    with one worker slot (the design fails already there) and the environment actions the
+    variant's budgets allow, over universes those budgets need."""
     variant = VARIANTS[name]
-    config = variant.apply(Config())
+    config = variant.apply(ONE_SLOT)
     headline = f"{variant.expected} fails ({variant.seen_in}); replayed in the Python model:"
     found = Found(Kind.REFUTATION, name, "", variant.expected, config, headline)
     goal = _violates(variant.expected)
-    trace = search(config, goal, max_depth=MAX_DEPTH, timeout_ms=SEARCH_TIMEOUT_MS)
-    return _record(found, trace, MAX_DEPTH)
+    trace = search(
+        config,
+        goal,
+        max_depth=REFUTATION_DEPTH,
+        timeout_ms=SEARCH_TIMEOUT_MS,
+        sizes=sizes_for(config, variant.bounds),
+        budgets=variant.bounds,
+    )
+    return _record(found, trace, REFUTATION_DEPTH)
 
 
 def confirm_issue(issue: ModelIssue) -> Record:
@@ -160,7 +189,9 @@ def witness_actions_in(label: str, actions: Iterable[str] = ACTIONS) -> list[Rec
     mine = frozenset(a for a, where in plan.items() if where == label)
     if not mine:
         return []
-    found = cover(target.config, mine, max_depth=MAX_DEPTH, timeout_ms=SEARCH_TIMEOUT_MS)
+    found = cover(
+        target.config, mine, max_depth=MAX_DEPTH, timeout_ms=SEARCH_TIMEOUT_MS, sizes=target.sizes
+    )
     records = [
         Record(Kind.WITNESS, label, a, "", Result.FOUND, t.slowest_ms, "\n".join(t.numbered()))
         for a, t in sorted(found.items())

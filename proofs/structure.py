@@ -30,6 +30,7 @@ from forkshare.proofs.encoding import (
     enum_name,
     pin,
     read,
+    text,
 )
 from forkshare.proofs.errors import NotRepresentableError
 
@@ -98,8 +99,8 @@ def abstract(
 
     Raises:
         NotRepresentableError: the state has a shape no reachable state has and the encoding
-            cannot express (an unsorted queue, a socket on another port, a worker without a
-            slot, …).
+            cannot express (a socket on another port or with another backlog, a worker
+            without a slot, …).
     """
     _check_representable(config, system)
     facts: dict[str, set[tuple[Element, ...]]] = {s.name: set() for s in STATE_SYMBOLS}
@@ -121,8 +122,6 @@ def _check_representable(config: Config, system: System) -> None:
             raise NotRepresentableError(
                 f"sock{lst.sid} is not on port 0 with the configured backlog"
             )
-        if any(a >= b for a, b in zip(lst.queue, lst.queue[1:], strict=False)):
-            raise NotRepresentableError(f"sock{lst.sid}'s queue {lst.queue} is not in cid order")
         if lst.reuseport and lst.slot < 0:
             raise NotRepresentableError(f"reuseport sock{lst.sid} has no slot")
     for proc in system.processes:
@@ -140,6 +139,7 @@ def _process_facts(system: System, facts: dict[str, set[tuple[Element, ...]]]) -
         me = f"proc{p.pid}"
         facts["p_in"].add((me,))
         _flag(facts, "master", p.is_master, me)
+        _flag(facts, "helper", p.is_helper, me)
         if p.parent:
             facts["parent"].add((me, f"proc{p.parent}"))
         facts["gen"].add((me, f"gen{p.generation}"))
@@ -150,7 +150,9 @@ def _process_facts(system: System, facts: dict[str, set[tuple[Element, ...]]]) -
         facts["holds"] |= {(me, f"sock{sid}") for sid in p.fds}
         _flag(facts, "holds_mutex", p.holds_mutex, me)
         _flag(facts, "quit", p.quit_requested, me)
-        _flag(facts, "orphan_stepped", p.orphan_steps > 0, me)
+        _flag(facts, "terminate", p.terminate_requested, me)
+        _flag(facts, "orphan_accepted", p.orphan_accepts > 0, me)
+        _flag(facts, "master_killed", p.master_killed, me)
         facts["shutdown"].add((me, p.shutdown.value))
         facts["abandoned"] |= {(me, f"slot{i}") for i in p.abandoned}
 
@@ -166,6 +168,9 @@ def _socket_facts(system: System, facts: dict[str, set[tuple[Element, ...]]]) ->
         _flag(facts, "listening", lst.listening, me)
         _flag(facts, "closed_early", lst.closed_early, me)
         facts["in_queue"] |= {(f"conn{cid}", me) for cid in lst.queue}
+        facts["ahead"] |= {
+            (f"conn{a}", f"conn{b}") for k, a in enumerate(lst.queue) for b in lst.queue[k + 1 :]
+        }
 
 
 def _connection_facts(system: System, facts: dict[str, set[tuple[Element, ...]]]) -> None:
@@ -182,6 +187,7 @@ def _connection_facts(system: System, facts: dict[str, set[tuple[Element, ...]]]
         _flag(facts, "c_by_master", c.by_master, me)
         _flag(facts, "requested", c.requested, me)
         _flag(facts, "woke_many", c.wakeups >= 2, me)
+        _flag(facts, "held_back", c.held_back, me)
 
 
 def _flag(facts: dict[str, set[tuple[Element, ...]]], name: str, value: bool, me: Element) -> None:
@@ -224,20 +230,32 @@ def facts(structure: Structure, vocab: Vocab, *, statics: bool = True) -> list[F
     """
     found: list[Formula] = []
     for symbol in STATE_SYMBOLS:
-        if symbol.name == "holder" and not structure.holds("locked"):
-            continue
-        positions = (
-            [structure.universes[s] for s in symbol.domain]
-            if symbol.name in _MARKERS.values()
-            else _positions(structure, symbol.domain, OWNER_ARGUMENT.get(symbol.name, 0))
-        )
-        found += pin(vocab.decl(symbol.name), symbol, positions, structure.facts[symbol.name])
+        found += symbol_facts(structure, vocab, symbol.name)
     if statics:
         for symbol in STATIC_SYMBOLS:
             positions = [structure.universes[s] for s in symbol.domain]
             decl = getattr(STATIC, symbol.name)
             found += pin(decl, symbol, positions, structure.facts[symbol.name])
     return found
+
+
+def symbol_facts(structure: Structure, vocab: Vocab, name: str) -> list[Formula]:
+    """The facts of :func:`facts` about state symbol ``name`` alone (which objects are there
+    decides where the others are pinned, so a change of ``p_in``, ``s_in``, ``c_in`` or
+    ``locked`` changes more than its own facts)."""
+    symbol = SYMBOLS[name]
+    if name == "holder" and not structure.holds("locked"):
+        return []
+    positions = (
+        [structure.universes[s] for s in symbol.domain]
+        if name in _MARKERS.values()
+        else _positions(structure, symbol.domain, OWNER_ARGUMENT.get(name, 0))
+    )
+    return pin(vocab.decl(name), symbol, positions, structure.facts[name])
+
+
+WIDE_SYMBOLS = frozenset({*_MARKERS.values(), "locked"})
+"""Symbols whose change moves where other symbols are pinned (see :func:`symbol_facts`)."""
 
 
 def _positions(
@@ -264,7 +282,7 @@ class Naming:
 
     def name(self, value: Term) -> Element:
         """The name of a model value (enumeration constants are named by their value)."""
-        key = str(value)
+        key = text(value)
         return self.names.get(key, enum_name(value))
 
 
@@ -275,17 +293,17 @@ def naming(model: Model, vocabs: Sequence[Vocab]) -> Naming:
     terms = {sort: tuple(model.universe(sort)) for sort in UNINTERPRETED}
     names: dict[str, Element] = {}
     for k, s in enumerate(terms["sock"]):
-        names[str(s)] = f"sock{k}"
+        names[text(s)] = f"sock{k}"
     for k, i in enumerate(terms["slot"]):
-        names[str(i)] = f"slot{k}"
+        names[text(i)] = f"slot{k}"
     conns = sorted(terms["conn"], key=lambda c: _rank(model, "conn_lt", c, terms["conn"]))
     for k, c in enumerate(conns):
-        names[str(c)] = f"conn{k}"
+        names[text(c)] = f"conn{k}"
     first = model.value(STATIC.gen_first())
     for g in terms["gen"]:
-        names[str(g)] = f"gen{_generation(model, g, first, terms['gen'])}"
+        names[text(g)] = f"gen{_generation(model, g, first, terms['gen'])}"
     for k, p in enumerate(terms["proc"]):
-        names[str(p)] = f"{_role(model, vocabs, p)}{k + 1}"
+        names[text(p)] = f"{_role(model, vocabs, p)}{k + 1}"
     return Naming(terms, names)
 
 
@@ -309,7 +327,9 @@ def _generation(model: Model, g: Term, first: Term, universe: Sequence[Term]) ->
 def _role(model: Model, vocabs: Sequence[Vocab], p: Term) -> str:
     for vocab in reversed(vocabs):
         if model.holds(vocab.p_in(p)):
-            return "master" if model.holds(vocab.master(p)) else "worker"
+            if model.holds(vocab.master(p)):
+                return "master"
+            return "helper" if model.holds(vocab.helper(p)) else "worker"
     return "proc"
 
 
@@ -367,19 +387,28 @@ def _describe_process(st: Structure, p: Element) -> str:
     phase = st.value("phase", p)
     if phase != "running":
         marks.append(str(phase))
-    for flag, label in (("stopped", "stopped"), ("quit", "quit-pending"), ("holds_mutex", "mutex")):
+    for flag, label in _PROCESS_MARKS:
         if st.holds(flag, p):
             marks.append(label)
     down = st.value("shutdown", p)
-    if down != "none":
+    if st.holds("master", p) and down != "none":
         marks.append(f"shutdown={down}")
     parents = [y for y in st.universes["proc"] if st.holds("parent", p, y)]
     marks.append(f"parent={parents[0]}" if parents else "no-parent")
     slots = [i for i in st.universes["slot"] if st.holds("wslot", p, i)]
     marks.append(f"{st.value('gen', p)}" + (f"/{slots[0]}" if slots else ""))
-    if st.holds("orphan_stepped", p):
-        marks.append("stepped-as-orphan")
     return f"{p}{{{fds}}}" + "".join(f"·{m}" for m in marks)
+
+
+_PROCESS_MARKS = (
+    ("helper", "helper"),
+    ("stopped", "stopped"),
+    ("quit", "told-quit"),
+    ("terminate", "term-pending"),
+    ("holds_mutex", "mutex"),
+    ("orphan_accepted", "accepted-as-orphan"),
+    ("master_killed", "master-killed"),
+)
 
 
 def _describe_socket(st: Structure, s: Element) -> str:
@@ -388,7 +417,9 @@ def _describe_socket(st: Structure, s: Element) -> str:
     extra = "·closed-early" if st.holds("closed_early", s) else ""
     if not st.holds("listening", s):
         return f"{s} closed{extra}"
-    queue = ",".join(c for c in st.universes["conn"] if st.holds("in_queue", c, s))
+    waiting = [c for c in st.universes["conn"] if st.holds("in_queue", c, s)]
+    waiting.sort(key=lambda c: sum(1 for d in waiting if st.holds("ahead", d, c)))
+    queue = ",".join(waiting)
     return f"{s}{'·' + kind if kind else ''} q=[{queue}]{extra}"
 
 

@@ -1,9 +1,12 @@
 """The whole proof suite: every obligation, witness, progress fact, refutation and issue trace.
 
 :func:`run_proof_suite` is what ``forkshare prove`` and ``forkshare bench`` call. The work is cut
-into independent tasks (one per safe mode, per witness configuration, per unsafe variant, per known
-model issue) that run in worker processes when ``jobs`` > 1: z3 is single-threaded, and each task
-builds its own formulas, so nothing is shared but the records that come back.
+into independent tasks (one per group of safe configurations, per witness configuration, per
+unsafe variant, per known model issue, and one for the freedoms' witnesses) that run in worker
+processes when ``jobs`` > 1: z3 is single-threaded, and each task builds its own formulas, so
+nothing is shared but the records that come back. The configurations of one group are proved in
+one task so that the queries they share are solved once
+(:class:`~forkshare.proofs.obligations.ProvedQueries`).
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from dataclasses import dataclass
 
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Mode
+from forkshare.model.freedoms import FREEDOMS
 from forkshare.model.invariants import INVARIANTS
 from forkshare.model.variants import VARIANTS
 from forkshare.proofs.errors import UnknownNameError
+from forkshare.proofs.freedoms import check_freedom
 from forkshare.proofs.issues import ISSUES
 from forkshare.proofs.lemmas import LEMMAS
-from forkshare.proofs.obligations import SAFE_TARGETS, Prover
+from forkshare.proofs.obligations import SAFE_TARGETS, ProvedQueries, Prover
 from forkshare.proofs.progress import PROGRESS
 from forkshare.proofs.report import Kind, Record, SuiteReport
 from forkshare.proofs.searches import (
@@ -43,6 +48,7 @@ def valid_names() -> dict[str, list[str]]:
         "unsafe variants": list(VARIANTS),
         "configurations": [t.label for t in SAFE_TARGETS],
         "model issues": [i.name for i in ISSUES],
+        "freedoms": list(FREEDOMS),
     }
 
 
@@ -68,7 +74,7 @@ class Selection:
         """Any init, consecution or progress obligation of the safe mode ``label``?"""
         if self.name is None:
             return True
-        if self.name in VARIANTS or self.name in [i.name for i in ISSUES]:
+        if self.name in VARIANTS or self.name in FREEDOMS or self.name in [i.name for i in ISSUES]:
             return False
         labels = [t.label for t in SAFE_TARGETS]
         return self.name not in labels or self.name == label
@@ -85,14 +91,33 @@ class Selection:
         """The witness of this action?"""
         return self.name in (None, action)
 
+    def wants_freedom(self, fid: str, steps: list[str]) -> bool:
+        """The check of this freedom's witness (named by its id, or by an action it takes)?"""
+        return self.name is None or self.name == fid or self.name in steps
+
 
 Task = Callable[[], list[Record]]
 
 
-def _prove(label: str, only: str | None) -> list[Record]:
-    target = next(t for t in SAFE_TARGETS if t.label == label)
-    prover = Prover(target, selected=Selection(only))
-    return prover.check_init() + prover.check_transitions() + prover.check_progress()
+def _prove(group: str, only: str | None) -> list[Record]:
+    selection = Selection(only)
+    known = ProvedQueries()
+    records: list[Record] = []
+    for target in SAFE_TARGETS:
+        if target.task != group or not selection.wants_target(target.label):
+            continue
+        prover = Prover(target, selected=selection, known=known)
+        records += prover.check_init() + prover.check_transitions() + prover.check_progress()
+    return records
+
+
+def _freedoms(only: str | None) -> list[Record]:
+    selection = Selection(only)
+    return [check_freedom(fid) for fid in FREEDOMS if selection.wants_freedom(fid, _steps(fid))]
+
+
+def _steps(fid: str) -> list[str]:
+    return [name for name, _ in FREEDOMS[fid].witness.steps]
 
 
 def _witness(label: str, only: str | None) -> list[Record]:
@@ -110,15 +135,19 @@ def _issue(name: str) -> list[Record]:
 
 
 def _tasks(selection: Selection) -> list[tuple[Callable[..., list[Record]], tuple[object, ...]]]:
-    """The independent pieces of work, the longest first (so that two workers stay busy)."""
+    """The independent pieces of work, the longest first (so that two workers stay busy): the
+    proofs of each group of configurations, then the searches and the freedoms' runs."""
     only = selection.name
     tasks: list[tuple[Callable[..., list[Record]], tuple[object, ...]]] = []
+    groups = dict.fromkeys(t.task for t in SAFE_TARGETS if selection.wants_target(t.label))
+    tasks += [(_prove, (group, only)) for group in groups]
     tasks += [(_witness, (t.label, only)) for t in WITNESS_TARGETS if _any_witness(selection)]
-    tasks += [(_issue, (i.name,)) for i in ISSUES if selection.wants_issue(i.name, i.goal, i.modes)]
-    tasks += [(_prove, (t.label, only)) for t in SAFE_TARGETS if selection.wants_target(t.label)]
     tasks += [
         (_refute, (n,)) for n, v in VARIANTS.items() if selection.wants_variant(n, v.expected)
     ]
+    tasks += [(_issue, (i.name,)) for i in ISSUES if selection.wants_issue(i.name, i.goal, i.modes)]
+    if any(selection.wants_freedom(fid, _steps(fid)) for fid in FREEDOMS):
+        tasks.append((_freedoms, (only,)))
     return tasks
 
 
@@ -130,8 +159,8 @@ def run_proof_suite(only: str | None = None, *, jobs: int | None = None) -> Suit
     """Run every obligation (or those ``only`` names) and return the records with the wall time.
 
     Args:
-        only: an action, invariant, lemma, progress fact, unsafe variant, configuration (a
-            mode) or model issue.
+        only: an action, invariant, lemma, progress fact, unsafe variant, configuration,
+            model issue or freedom (F1…, K19, K20).
         jobs: worker processes (default: the CPUs available, at most 4; 1 runs in-process).
 
     Raises:
@@ -157,6 +186,7 @@ _ORDER = [
     Kind.CONSECUTION,
     Kind.PROGRESS,
     Kind.WITNESS,
+    Kind.FREEDOM,
     Kind.REFUTATION,
     Kind.MODEL_ISSUE,
 ]

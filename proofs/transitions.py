@@ -14,6 +14,13 @@ Discussion:
     about every number of steps. A failed start (EADDRINUSE) is a stutter step, because it
     changes only the usage counters.
 
+    *The model's nondeterminism is a free local.* Where a Python effect returns several
+    successors (the reuseport hash, a connection held back by TCP_DEFER_ACCEPT or not, a
+    worker forked with or without the listener), the formula has a fresh constant the solver
+    may choose; a configuration that pins the freedom (``defer_accept``,
+    ``workers_receive_listeners``) replaces it with the pinned value, exactly as the Python
+    effect then returns one successor.
+
     *Effects that the Python model performs one after another are composed by hand.* Closing a
     process's descriptors one by one (``kernel.close_all_descriptors``) closes exactly the sockets
     that it, or the other processes exiting in the same step, held and nobody else holds; fast
@@ -30,9 +37,11 @@ Discussion:
     give every reuseport socket a slot). (3) In poll mode, that an arrival woke several workers
     is implied only one way (see :func:`_herd`); no invariant claimed in poll mode reads it.
 
-    *Queue order is cid order.* ``accept`` takes the oldest queued connection: a queue is
-    appended at arrival and popped at its head, and cids count up, so it is always sorted.
-    :func:`forkshare.proofs.structure.abstract` refuses a concrete queue that is not.
+    *The head of a queue is the connection nobody is ahead of.* accept() takes the oldest
+    connection of the queue (E1); ``ahead`` records the order of admission (see
+    :mod:`forkshare.proofs.encoding`). That a head exists is a side condition of the step, not
+    a lemma: in every reachable state ``ahead`` is the order of a finite tuple (the link test
+    pins it from the Python queue), and no invariant reads it.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from dataclasses import dataclass, field
 
 from forkshare.model.actions import ACTIONS
 from forkshare.model.config import Config, Mode
-from forkshare.model.state import Fate, Phase, Shutdown
+from forkshare.model.state import Fate, Phase, Role, Shutdown
 from forkshare.model.table import Param
 from forkshare.proofs import predicates as q
 from forkshare.proofs.encoding import (
@@ -151,12 +160,17 @@ def _when(ok: Formula, update: Update, old: Callable[..., Term]) -> Update:
     return lambda *xs: ite(ok, update(*xs), old(*xs))
 
 
+def _either(local: Locals, name: str, pinned: bool | None) -> Formula:
+    """A free choice of the step (``None``: either way), or the value a configuration pins."""
+    return local.const("bool", name) if pinned is None else boolean(pinned)
+
+
 @dataclass(frozen=True, slots=True)
 class NewProcess:
     """A forked (or started) process: who it is and what it starts with."""
 
     pid: Term
-    is_master: bool
+    role: Role
     parent: Term | None
     generation: Term
     slot: Term | None
@@ -171,7 +185,8 @@ def _create_process(pre: Vocab, new: NewProcess) -> dict[str, Update]:
     slot_of = (lambda i: i == new.slot) if new.slot is not None else (lambda i: FALSE)
     return {
         "p_in": lambda x: disj(x == n, pre.p_in(x)),
-        "master": _point(pre.master, n, boolean(new.is_master)),
+        "master": _point(pre.master, n, boolean(new.role is Role.MASTER)),
+        "helper": _point(pre.helper, n, boolean(new.role is Role.HELPER)),
         "parent": _row(pre.parent, n, parent_of),
         "gen": _point(pre.gen, n, new.generation),
         "wslot": _row(pre.wslot, n, slot_of),
@@ -180,7 +195,9 @@ def _create_process(pre: Vocab, new: NewProcess) -> dict[str, Update]:
         "holds": _row(pre.holds, n, new.fds),
         "holds_mutex": _point(pre.holds_mutex, n, FALSE),
         "quit": _point(pre.quit, n, FALSE),
-        "orphan_stepped": _point(pre.orphan_stepped, n, FALSE),
+        "terminate": _point(pre.terminate, n, FALSE),
+        "orphan_accepted": _point(pre.orphan_accepted, n, FALSE),
+        "master_killed": _point(pre.master_killed, n, FALSE),
         "shutdown": _point(pre.shutdown, n, shutdown(Shutdown.NONE)),
         "abandoned": _row(pre.abandoned, n, lambda i: FALSE),
     }
@@ -238,6 +255,17 @@ def _create_sockets(pre: Vocab, new: NewSockets) -> dict[str, Update]:
     }
 
 
+def _enqueue(pre: Vocab, c: Term, s: Term, when: Formula) -> dict[str, Update]:
+    """``kernel.enqueue``: ``c`` joins the tail of ``s``'s queue (``when`` it does); it is no
+    longer held back."""
+    return {
+        "fate": _point(pre.fate, c, ite(when, q.QUEUED, pre.fate(c))),
+        "held_back": _point(pre.held_back, c, conj(neg(when), pre.held_back(c))),
+        "in_queue": lambda x, y: disj(pre.in_queue(x, y), conj(when, x == c, y == s)),
+        "ahead": lambda x, y: disj(pre.ahead(x, y), conj(when, y == c, pre.in_queue(x, s))),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Closing:
     """The descriptors closed in one step and what becomes of the sockets and their queues."""
@@ -245,7 +273,7 @@ class Closing:
     closes: Callable[[Term], Formula]
     """The socket's last descriptor is among those closed (``close_listener`` runs)."""
     lost: Callable[[Term], Formula]
-    """The connection was queued on a socket that closes."""
+    """The connection was queued on, or held back by, a socket that closes (K8, K19)."""
     lost_fate: Term
     """ABORTED while the service is meant to run, DISCARDED during a shutdown."""
     updates: dict[str, Update]
@@ -265,9 +293,14 @@ def _close(
         others = forall([p2], implies(q.holder(pre, p2, s), closer(p2)))
         return conj(mine, others)
 
+    def dequeued(c: Term) -> Formula:
+        s = var("sock", "deq_s")
+        return exists([s], conj(pre.in_queue(c, s), closes(s)))
+
     def lost(c: Term) -> Formula:
         s = var("sock", "lost_s")
-        return exists([s], conj(pre.in_queue(c, s), closes(s)))
+        waiting = disj(pre.in_queue(c, s), q.waits_for_admission(pre, c, s))
+        return exists([s], conj(waiting, closes(s)))
 
     updates: dict[str, Update] = {
         "holds": lambda x, s: conj(pre.holds(x, s), neg(closer(x))),
@@ -276,32 +309,56 @@ def _close(
             closes(s), conj(pre.s_by_master(s), running_now), pre.closed_early(s)
         ),
         "in_queue": lambda c, s: conj(pre.in_queue(c, s), neg(closes(s))),
+        "ahead": lambda x, y: conj(pre.ahead(x, y), neg(dequeued(x))),
     }
     lost_fate = ite(running_now, fate(Fate.ABORTED), fate(Fate.DISCARDED))
     return Closing(closes, lost, lost_fate, updates)
 
 
-def _fates(pre: Vocab, *rules: tuple[Callable[[Term], Formula], Term]) -> Update:
+FateRule = tuple[Callable[[Term], Formula], Callable[[Term], Term]]
+"""A condition on a connection and the fate it then gets."""
+
+
+def _fates(pre: Vocab, *rules: FateRule) -> Update:
     """``fate'``: the first rule whose condition holds gives the new fate; else unchanged."""
 
     def update(c: Term) -> Term:
         value = pre.fate(c)
         for condition, new in reversed(rules):
-            value = ite(condition(c), new, value)
+            value = ite(condition(c), new(c), value)
         return value
 
     return update
 
 
-def _exit_one(config: Config, pre: Vocab, local: Locals, p: Term) -> dict[str, Update]:
-    """``kernel.exit_process(p)`` with in-flight connections reset: its descriptors close (the
-    loss is its server's: a master's own is over, a worker's is its parent's), its zombie
-    children are reaped by init, its live ones reparented, and it is reaped at once when its
-    parent is gone; a pid init reaps leaves the lock word free."""
+def _to(value: Term) -> Callable[[Term], Term]:
+    """The same fate for every connection a rule applies to."""
+    return lambda c: value
+
+
+def _closes_own(pre: Vocab, local: Locals, p: Term) -> dict[str, Update]:
+    """``kernel.close_all_descriptors(p)`` as its own step: the sockets ``p`` was the last to
+    hold close and their queues are lost (the loss is ``p``'s server's)."""
+    running = ite(pre.master(p), FALSE, q.parent_serves(pre, p))
+    closing = _close(pre, local, lambda x: x == p, running)
+    return {**closing.updates, "fate": _fates(pre, (closing.lost, _to(closing.lost_fate)))}
+
+
+def _exit_one(
+    config: Config,
+    pre: Vocab,
+    local: Locals,
+    p: Term,
+    in_flight: Callable[[Term], Term] = lambda c: fate(Fate.RESET),
+) -> dict[str, Update]:
+    """``kernel.exit_process(p)``: its descriptors close (the loss is its server's: a master's
+    own is over, another process's is its parent's), the connections it owns end with
+    ``in_flight`` (RESET unless a graceful exit abandons them), its zombie children are reaped
+    by init, its live ones reparented, and it is reaped at once when its parent is gone; a pid
+    init reaps leaves the lock word free."""
     running = ite(pre.master(p), FALSE, q.parent_serves(pre, p))
     closing = _close(pre, local, lambda x: x == p, running)
     parent_gone = local.let("parent_gone", neg(_parent_in_table(pre, p)))
-    reset = fate(Fate.RESET)
 
     def zombie_child(x: Term) -> Formula:
         return conj(pre.p_in(x), pre.parent(x, p), pre.phase(x) == q.DEAD)
@@ -309,15 +366,16 @@ def _exit_one(config: Config, pre: Vocab, local: Locals, p: Term) -> dict[str, U
     def reaped(x: Term) -> Formula:
         return disj(conj(x == p, parent_gone), zombie_child(x))
 
+    def owned(c: Term) -> Formula:
+        return q.owned(pre, c, p)
+
     holder = pre.holder()
     return {
         **closing.updates,
         "phase": _point(pre.phase, p, q.DEAD),
         "holds_mutex": lambda x: conj(pre.holds_mutex(x), x != p),
         "stopped": lambda x: conj(pre.stopped(x), x != p),
-        "fate": _fates(
-            pre, (closing.lost, closing.lost_fate), (lambda c: q.owned(pre, c, p), reset)
-        ),
+        "fate": _fates(pre, (closing.lost, _to(closing.lost_fate)), (owned, in_flight)),
         "parent": lambda x, y: conj(pre.parent(x, y), y != p),
         "p_in": lambda x: conj(pre.p_in(x), neg(reaped(x))),
         "locked": lambda: conj(pre.locked(), neg(reaped(holder))),
@@ -359,10 +417,10 @@ def start_master(config: Config, pre: Vocab, args: tuple[Term, ...], local: Loca
     local.require(implies(ok, q.is_fresh_process(pre, n)))
     gen1 = STATIC.gen_first()
     if not config.master_holds_listeners:
-        new = NewProcess(n, True, None, gen1, None, lambda s: FALSE)
+        new = NewProcess(n, Role.MASTER, None, gen1, None, lambda s: FALSE)
         return Effect(guard, _guarded(ok, pre, {**_create_process(pre, new), **_fresh_zone()}))
     sockets = _new_sockets(config, pre, local, by_master=True, when=ok)
-    new = NewProcess(n, True, None, gen1, None, sockets.is_new)
+    new = NewProcess(n, Role.MASTER, None, gen1, None, sockets.is_new)
     updates = {**_create_sockets(pre, sockets), **_create_process(pre, new), **_fresh_zone()}
     return Effect(guard, _guarded(ok, pre, updates))
 
@@ -373,7 +431,8 @@ def _fresh_zone() -> dict[str, Update]:
 
 
 def connect(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.connect``: refused, or queued on (or dropped by) one listening socket."""
+    """``actions.connect``: refused, or queued on (held back by, or dropped by) one listening
+    socket; whether a connection is held back is free unless ``defer_accept`` pins it (K19)."""
     n = local.const("conn", "new_conn")
     c = var("conn", "cn_c")
     local.require(neg(pre.c_in(n)), forall([c], implies(pre.c_in(c), STATIC.conn_lt(c, n))))
@@ -382,8 +441,14 @@ def connect(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -
     refused = local.let("refused", forall([s], neg(conj(pre.s_in(s), pre.listening(s)))))
     local.require(implies(neg(refused), conj(pre.s_in(target), pre.listening(target))))
     full = local.let("full", q.queue_full(config, pre, target))
-    queued = conj(neg(refused), neg(full))
-    arrival = ite(refused, fate(Fate.REFUSED), ite(full, fate(Fate.DROPPED), fate(Fate.QUEUED)))
+    deferred = _either(local, "deferred", config.defer_accept)
+    arrives = conj(neg(refused), neg(full))
+    queued = conj(arrives, neg(deferred))
+    arrival = ite(
+        refused,
+        fate(Fate.REFUSED),
+        ite(full, fate(Fate.DROPPED), ite(deferred, q.DEFERRED, q.QUEUED)),
+    )
     fresh = {
         name: _point(pre.decl(name), n, FALSE)
         for name in ("accepted_once", "accepted_twice", "c_by_master", "requested", "woke_many")
@@ -391,10 +456,16 @@ def connect(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -
     return Effect(
         TRUE,
         {
+            "held_back": _point(pre.held_back, n, conj(arrives, deferred)),
             "c_in": lambda x: disj(x == n, pre.c_in(x)),
             "fate": _point(pre.fate, n, arrival),
             "in_queue": _row(pre.in_queue, n, lambda y: conj(queued, y == target)),
-            "arrived_on": _row(pre.arrived_on, n, lambda y: conj(queued, y == target)),
+            "ahead": lambda x, y: ite(
+                y == n,
+                conj(queued, x != n, pre.in_queue(x, target)),
+                conj(x != n, pre.ahead(x, y)),
+            ),
+            "arrived_on": _row(pre.arrived_on, n, lambda y: conj(arrives, y == target)),
             "owns": _row(pre.owns, n, lambda y: FALSE),
             **fresh,
         },
@@ -402,11 +473,21 @@ def connect(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -
 
 
 def send_request(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.send_request``."""
+    """``actions.send_request``: a held-back connection enters its queue with its first byte,
+    if there is room (K19); a client whose held-back connection was dropped silently sends too
+    (it still believes it is connected)."""
     (c,) = args
-    connected = disj(pre.fate(c) == q.QUEUED, pre.fate(c) == q.ACCEPTED)
+    waiting = disj(pre.fate(c) == q.DEFERRED, pre.fate(c) == q.QUEUED, pre.fate(c) == q.ACCEPTED)
+    connected = disj(waiting, q.silently_dropped(pre, c))
     guard = conj(pre.c_in(c), connected, neg(pre.requested(c)))
-    return Effect(guard, {"requested": _point(pre.requested, c, TRUE)})
+    home = local.const("sock", "home")
+    held = pre.fate(c) == q.DEFERRED
+    local.require(implies(held, pre.arrived_on(c, home)))
+    admitted = local.let("admitted", conj(held, neg(q.queue_full(config, pre, home))))
+    return Effect(
+        guard,
+        {"requested": _point(pre.requested, c, TRUE), **_enqueue(pre, c, home, admitted)},
+    )
 
 
 def close_connection(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
@@ -419,14 +500,14 @@ def close_connection(config: Config, pre: Vocab, args: tuple[Term, ...], local: 
 def kill_worker(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
     """``actions.kill_worker``: SIGKILL."""
     (p,) = args
-    guard = conj(q.alive(pre, p), neg(pre.master(p)))
+    guard = conj(q.alive(pre, p), q.worker(pre, p))
     return Effect(guard, _exit_one(config, pre, local, p))
 
 
 def stop_worker(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
     """``actions.stop_worker``: SIGSTOP."""
     (p,) = args
-    guard = conj(q.alive(pre, p), neg(pre.master(p)), neg(pre.stopped(p)))
+    guard = conj(q.alive(pre, p), q.worker(pre, p), neg(pre.stopped(p)))
     return Effect(guard, {"stopped": _point(pre.stopped, p, TRUE)})
 
 
@@ -449,33 +530,29 @@ def reload(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) ->
     if config.reload_rebinds:
         closing = _close(pre, local, lambda x: x == m, TRUE)
         updates |= closing.updates
-        updates["fate"] = _fates(pre, (closing.lost, closing.lost_fate))
+        updates["fate"] = _fates(pre, (closing.lost, _to(closing.lost_fate)))
         updates["quit"] = _request_quit(pre, m)
     return Effect(guard, updates)
 
 
 def graceful_shutdown(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.graceful_shutdown``: QUIT to the master."""
+    """``actions.graceful_shutdown``: QUIT to the master; it keeps its descriptors (F1)."""
     (m,) = args
-    closing = _close(pre, local, lambda x: x == m, FALSE)
-    closed = fate(Fate.CLOSED)
     return Effect(
         q.commandable(pre, m),
         {
-            **closing.updates,
             "shutdown": _point(pre.shutdown, m, shutdown(Shutdown.GRACEFUL)),
             "shut_down_once": lambda: TRUE,
-            "fate": _fates(
-                pre, (closing.lost, closing.lost_fate), (lambda c: q.owned(pre, c, m), closed)
-            ),
+            "fate": _fates(pre, (lambda c: q.owned(pre, c, m), _to(fate(Fate.CLOSED)))),
             "quit": _request_quit(pre, m),
         },
     )
 
 
 def fast_shutdown(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.fast_shutdown``: TERM; the master closes its sockets, its running workers exit at
-    once, its stopped ones are left with the TERM pending (``kill_stragglers`` ends them)."""
+    """``actions.fast_shutdown``: TERM; the master keeps its descriptors (F1), its running
+    workers exit at once, its stopped ones keep the TERM pending (``kill_stragglers`` ends them
+    unless they are continued first)."""
     (m,) = args
     guard = conj(q.live_master(pre, m), pre.shutdown(m) != shutdown(Shutdown.FAST))
 
@@ -485,14 +562,14 @@ def fast_shutdown(config: Config, pre: Vocab, args: tuple[Term, ...], local: Loc
     def pending(x: Term) -> Formula:
         return conj(q.worker_child(pre, x, m), pre.stopped(x))
 
-    updates = _workers_exit(pre, local, dying, also_closing=lambda x: x == m, also_reset=m)
+    updates = _workers_exit(pre, local, dying, also_reset=m)
     return Effect(
         guard,
         {
             **updates,
             "shutdown": _point(pre.shutdown, m, shutdown(Shutdown.FAST)),
             "shut_down_once": lambda: TRUE,
-            "quit": lambda x: disj(pre.quit(x), pending(x)),
+            "terminate": lambda x: disj(pre.terminate(x), pending(x)),
         },
     )
 
@@ -514,14 +591,12 @@ def _workers_exit(
     local: Locals,
     dying: Callable[[Term], Formula],
     *,
-    also_closing: Callable[[Term], Formula] = lambda x: FALSE,
     also_reset: Term | None = None,
 ) -> dict[str, Update]:
     """Workers of a master stopping fast exit together (``exit_process`` for each): their master
     is in the table, so none is reaped by init, and no closer serves a running server (the
-    queues are discarded). ``also_closing`` closes its descriptors too; ``also_reset``'s
-    connections in flight are reset too."""
-    closing = _close(pre, local, lambda x: disj(also_closing(x), dying(x)), FALSE)
+    queues are discarded). ``also_reset``'s connections in flight are reset too."""
+    closing = _close(pre, local, dying, FALSE)
 
     def reset(c: Term) -> Formula:
         y = var("proc", "fs_y")
@@ -530,7 +605,7 @@ def _workers_exit(
 
     return {
         **closing.updates,
-        "fate": _fates(pre, (closing.lost, closing.lost_fate), (reset, fate(Fate.RESET))),
+        "fate": _fates(pre, (closing.lost, _to(closing.lost_fate)), (reset, _to(fate(Fate.RESET)))),
         "phase": lambda x: ite(dying(x), q.DEAD, pre.phase(x)),
         "holds_mutex": lambda x: conj(pre.holds_mutex(x), neg(dying(x))),
         "stopped": lambda x: conj(pre.stopped(x), neg(dying(x))),
@@ -549,16 +624,20 @@ def upgrade(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -
     local.require(q.is_fresh_process(pre, n))
     inherits = local.let("inherits", q.holds_any(pre, m))
     start = ite(inherits, q.RUNNING, q.DEAD)
-    new = NewProcess(
-        n, True, m, _next_generation(local, pre.gen(m)), None, lambda s: pre.holds(m, s), start
-    )
+    generation = _next_generation(local, pre.gen(m))
+    new = NewProcess(n, Role.MASTER, m, generation, None, lambda s: pre.holds(m, s), start)
     return Effect(guard, _create_process(pre, new))
 
 
 def kill_master(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.kill_master``: SIGKILL; the workers are reparented to init."""
+    """``actions.kill_master``: SIGKILL; the children are reparented to init and remember how
+    their master died."""
     (m,) = args
-    return Effect(q.live_master(pre, m), _exit_one(config, pre, local, m))
+    updates = _exit_one(config, pre, local, m)
+    updates["master_killed"] = lambda x: disj(
+        pre.master_killed(x), conj(q.alive(pre, x), pre.parent(x, m))
+    )
+    return Effect(q.live_master(pre, m), updates)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -567,27 +646,32 @@ def kill_master(config: Config, pre: Vocab, args: tuple[Term, ...], local: Local
 
 
 def spawn_worker(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.spawn_worker``: fork into a slot; private reuseport binds after fork."""
+    """``actions.spawn_worker``: fork into a slot, with the master's sockets or (shared modes,
+    F5) without them; private reuseport binds after fork."""
     m, i = args
     guard = conj(q.commandable(pre, m), neg(pre.abandoned(m, i)), neg(q.slot_is_filled(pre, m, i)))
     if config.master_holds_listeners:
         guard = conj(guard, q.holds_any(pre, m))
     n = local.const("proc", "new_worker")
     local.require(q.is_fresh_process(pre, n))
-    kept = _kept(config, pre, i)
+    kept = _kept(config, pre, local, i)
     if config.master_holds_listeners:
-        new = NewProcess(n, False, m, pre.gen(m), i, lambda s: conj(pre.holds(m, s), kept(s)))
+        new = NewProcess(n, Role.WORKER, m, pre.gen(m), i, lambda s: conj(pre.holds(m, s), kept(s)))
         return Effect(guard, _create_process(pre, new))
     return Effect(guard, _spawn_private(config, pre, local, m, i, n, kept))
 
 
-def _kept(config: Config, pre: Vocab, i: Term) -> Callable[[Term], Formula]:
-    """``actions._kept``: the inherited sockets a new worker keeps — none in passfd mode, only
-    its slot's clone in reuseport mode when workers close the others, all of them otherwise."""
+def _kept(config: Config, pre: Vocab, local: Locals, i: Term) -> Callable[[Term], Formula]:
+    """``actions._kept`` and the SCM_RIGHTS choice: the inherited sockets a new worker keeps —
+    none in passfd mode, only its slot's clone in reuseport mode when workers close the others,
+    none when a shared-mode worker is to be sent them later (F5), all of them otherwise."""
     if config.mode is Mode.PASSFD:
         return lambda s: FALSE
     if config.mode is Mode.REUSEPORT and not config.workers_keep_all_clones:
         return lambda s: pre.sslot(s, i)
+    if config.is_shared and config.workers_receive_listeners is not False:
+        bare = _either(local, "without_fds", config.workers_receive_listeners)
+        return lambda s: neg(bare)
     return lambda s: TRUE
 
 
@@ -612,15 +696,36 @@ def _spawn_private(
         return conj(ok, disj(s == s0, conj(pre.holds(m, s), kept(s))))
 
     start = ite(ok, q.RUNNING, q.DEAD)
-    new = NewProcess(n, False, m, pre.gen(m), i, fds, start)
+    new = NewProcess(n, Role.WORKER, m, pre.gen(m), i, fds, start)
     return {**_create_sockets(pre, sockets), **_create_process(pre, new)}
 
 
+def receive_listeners(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.receive_listeners``: shared modes; a running worker without descriptors, not
+    told to stop, is sent its commandable master's (SCM_RIGHTS, F5, K16)."""
+    (p,) = args
+    if not config.is_shared:
+        return Effect(FALSE)
+    m = local.const("proc", "sender")
+    guard = conj(
+        q.alive(pre, p),
+        q.worker(pre, p),
+        neg(q.holds_any(pre, p)),
+        pre.phase(p) == q.RUNNING,
+        neg(pre.stopped(p)),
+        neg(q.told_to_stop(pre, p)),
+        pre.parent(p, m),
+        q.commandable(pre, m),
+        q.holds_any(pre, m),
+    )
+    return Effect(guard, {"holds": _row(pre.holds, p, lambda s: pre.holds(m, s))})
+
+
 def retire_generation(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.retire_generation``: once every slot is filled, QUIT the older workers."""
+    """``actions.retire_generation``: QUIT the older workers, before or after the new
+    generation is forked (F4, K20)."""
     (m,) = args
-    i, x = var("slot", "rg_i"), var("proc", "rg_x")
-    filled = forall([i], disj(pre.abandoned(m, i), q.slot_is_filled(pre, m, i)))
+    x = var("proc", "rg_x")
 
     def old(w: Term) -> Formula:
         return conj(
@@ -629,7 +734,7 @@ def retire_generation(config: Config, pre: Vocab, args: tuple[Term, ...], local:
             neg(pre.quit(w)),
         )
 
-    guard = conj(q.commandable(pre, m), filled, exists([x], old(x)))
+    guard = conj(q.commandable(pre, m), exists([x], old(x)))
     return Effect(guard, {"quit": lambda w: disj(pre.quit(w), old(w))})
 
 
@@ -649,29 +754,31 @@ def rebind_listeners(config: Config, pre: Vocab, args: tuple[Term, ...], local: 
 
 
 def accept(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.accept``: the oldest queued connection; poll mode wakes every waiter."""
+    """``actions.accept``: the head of the queue; poll mode wakes every waiter; the accept of an
+    orphan that was not told to stop is counted."""
     p, s = args
     head = local.const("conn", "head")
     d = var("conn", "ac_d")
     local.require(
         pre.in_queue(head, s),
-        forall([d], implies(pre.in_queue(d, s), neg(STATIC.conn_lt(d, head)))),
+        forall([d], implies(pre.in_queue(d, s), neg(pre.ahead(d, head)))),
     )
     queued = exists([d], pre.in_queue(d, s))
     guard = conj(pre.s_in(s), queued, q.is_waiting_on(config, pre, p, s))
     woke_many = _herd(config, pre, local, p, s)
-    stepped = local.let("orphan", q.orphan(pre, p))
+    orphan = local.let("orphan", conj(q.orphan(pre, p), neg(pre.quit(p))))
     return Effect(
         guard,
         {
             "in_queue": lambda c, t: conj(pre.in_queue(c, t), neg(conj(c == head, t == s))),
+            "ahead": lambda x, y: conj(pre.ahead(x, y), x != head),
             "fate": _point(pre.fate, head, q.ACCEPTED),
             "owns": _row(pre.owns, head, lambda y: y == p),
             "accepted_once": _point(pre.accepted_once, head, TRUE),
             "accepted_twice": _point(pre.accepted_twice, head, pre.accepted_once(head)),
             "c_by_master": _point(pre.c_by_master, head, pre.master(p)),
             "woke_many": _point(pre.woke_many, head, woke_many),
-            "orphan_stepped": _point(pre.orphan_stepped, p, disj(pre.orphan_stepped(p), stepped)),
+            "orphan_accepted": _point(pre.orphan_accepted, p, disj(pre.orphan_accepted(p), orphan)),
         },
     )
 
@@ -702,13 +809,13 @@ def acquire_mutex(config: Config, pre: Vocab, args: tuple[Term, ...], local: Loc
     guard = conj(
         neg(pre.locked()),
         pre.p_in(p),
-        neg(pre.master(p)),
+        q.worker(pre, p),
         pre.phase(p) == q.RUNNING,
         neg(pre.stopped(p)),
         neg(pre.quit(p)),
         q.holds_any(pre, p),
         q.has_capacity(config, pre, p),
-        neg(q.frozen_orphan(config, pre, p)),
+        neg(q.barred_orphan(config, pre, p)),
     )
     return Effect(
         guard,
@@ -744,7 +851,7 @@ def pass_connection(config: Config, pre: Vocab, args: tuple[Term, ...], local: L
         pre.master(owner),
         q.can_run(pre, owner),
         pre.p_in(p),
-        neg(pre.master(p)),
+        q.worker(pre, p),
         pre.parent(p, owner),
         pre.phase(p) == q.RUNNING,
         neg(pre.stopped(p)),
@@ -754,69 +861,123 @@ def pass_connection(config: Config, pre: Vocab, args: tuple[Term, ...], local: L
     return Effect(guard, {"owns": _row(pre.owns, c, lambda y: y == p)})
 
 
-def serve_request(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.serve_request``: the worker responds; an orphan's response is counted."""
-    (c,) = args
+def _in_hand(pre: Vocab, local: Locals, c: Term, *, requested: bool) -> Formula:
+    """``c`` is accepted, its request came (or not), and its owner is a worker that can run."""
     owner = local.const("proc", "owner")
-    guard = conj(
+    came = pre.requested(c) if requested else neg(pre.requested(c))
+    return conj(
         pre.c_in(c),
         pre.fate(c) == q.ACCEPTED,
-        pre.requested(c),
+        came,
         pre.owns(c, owner),
-        neg(pre.master(owner)),
+        q.worker(pre, owner),
         q.can_run(pre, owner),
-        neg(q.frozen_orphan(config, pre, owner)),
     )
-    stepped = local.let("orphan", q.orphan(pre, owner))
-    return Effect(
-        guard,
-        {
-            "fate": _point(pre.fate, c, fate(Fate.SERVED)),
-            "orphan_stepped": _point(
-                pre.orphan_stepped, owner, disj(pre.orphan_stepped(owner), stepped)
-            ),
-        },
+
+
+def serve_request(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.serve_request``: the worker responds (an orphan too: what it has in hand)."""
+    (c,) = args
+    guard = _in_hand(pre, local, c, requested=True)
+    return Effect(guard, {"fate": _point(pre.fate, c, fate(Fate.SERVED))})
+
+
+def close_idle_connection(
+    config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals
+) -> Effect:
+    """``actions.close_idle_connection``: the worker closes a connection whose request never
+    came, at once or when its read timeout expires (F3)."""
+    (c,) = args
+    guard = _in_hand(pre, local, c, requested=False)
+    return Effect(guard, {"fate": _point(pre.fate, c, fate(Fate.CLOSED))})
+
+
+def admit_deferred(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.admit_deferred``: a held-back connection enters its queue when there is room
+    (the defer timeout, or room after a full queue, K19)."""
+    (c,) = args
+    home = local.const("sock", "home")
+    guard = conj(
+        pre.c_in(c),
+        pre.fate(c) == q.DEFERRED,
+        pre.arrived_on(c, home),
+        neg(q.queue_full(config, pre, home)),
     )
+    return Effect(guard, _enqueue(pre, c, home, TRUE))
+
+
+def close_listeners(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.close_listeners``: a stopping master (F1) or an exiting worker (F2) closes its
+    listening descriptors."""
+    (p,) = args
+    stopping = disj(
+        conj(pre.master(p), pre.shutdown(p) != shutdown(Shutdown.NONE)),
+        conj(q.worker(pre, p), pre.phase(p) == q.EXITING),
+    )
+    guard = conj(q.can_run(pre, p), q.holds_any(pre, p), stopping)
+    return Effect(guard, _closes_own(pre, local, p))
+
+
+def spawn_helper(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.spawn_helper``: the master forks a helper, which closes the listening
+    descriptors it inherited unless the design leaks them (K2, K18)."""
+    (m,) = args
+    n = local.const("proc", "new_helper")
+    local.require(q.is_fresh_process(pre, n))
+    keeps = boolean(not config.helpers_close_listeners)
+    new = NewProcess(n, Role.HELPER, m, pre.gen(m), None, lambda s: conj(keeps, pre.holds(m, s)))
+    return Effect(q.commandable(pre, m), _create_process(pre, new))
+
+
+def exit_helper(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
+    """``actions.exit_helper``: the helper exits; its descriptors close."""
+    (p,) = args
+    guard = conj(q.can_run(pre, p), pre.helper(p))
+    return Effect(guard, _exit_one(config, pre, local, p))
 
 
 def begin_graceful_exit(
     config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals
 ) -> Effect:
-    """``actions.begin_graceful_exit``: stop accepting, drop the mutex, and (if configured:
-    ``quit_closes_unused``) close the never-used connections."""
+    """``actions.begin_graceful_exit``: stop accepting and drop the mutex; the descriptors and
+    the connections in hand stay (F2, F3)."""
     (p,) = args
     guard = conj(
         pre.p_in(p),
-        neg(pre.master(p)),
+        q.worker(pre, p),
         pre.quit(p),
         pre.phase(p) == q.RUNNING,
         neg(pre.stopped(p)),
     )
-    closing = _close(pre, local, lambda x: x == p, q.parent_serves(pre, p))
-
-    def idle(c: Term) -> Formula:
-        if not config.quit_closes_unused:
-            return FALSE
-        return conj(q.owned(pre, c, p), neg(pre.requested(c)))
-
     return Effect(
         guard,
         {
-            **closing.updates,
             "phase": _point(pre.phase, p, q.EXITING),
             "holds_mutex": _point(pre.holds_mutex, p, FALSE),
             "locked": lambda: conj(pre.locked(), pre.holder() != p),
-            "fate": _fates(pre, (closing.lost, closing.lost_fate), (idle, fate(Fate.CLOSED))),
         },
     )
 
 
 def exit_worker(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.exit_worker``: an exiting worker with nothing in flight, or a frozen orphan."""
+    """``actions.exit_worker``: on TERM, on noticing its master's death, or at the end of a
+    graceful exit (once it owns nothing, unless the design drops requests in hand: those are
+    ABANDONED when nothing excuses the exit)."""
     (p,) = args
-    done = conj(pre.phase(p) == q.EXITING, neg(pre.stopped(p)), q.owns_nothing(pre, p))
-    guard = conj(q.alive(pre, p), neg(pre.master(p)), disj(q.frozen_orphan(config, pre, p), done))
-    return Effect(guard, _exit_one(config, pre, local, p))
+    running = neg(pre.stopped(p))
+    terminated = conj(pre.terminate(p), running)
+    noticed = q.notices_master_death(config, pre, p)
+    finished = conj(pre.phase(p) == q.EXITING, running)
+    if config.graceful_waits_for_requests:
+        finished = conj(finished, q.owns_nothing(pre, p))
+    guard = conj(q.alive(pre, p), q.worker(pre, p), disj(terminated, noticed, finished))
+    excused = local.let("excused", disj(pre.terminate(p), noticed))
+
+    def in_flight(c: Term) -> Term:
+        dropped = conj(neg(excused), pre.requested(c))
+        return ite(dropped, fate(Fate.ABANDONED), fate(Fate.RESET))
+
+    return Effect(guard, _exit_one(config, pre, local, p, in_flight))
 
 
 def reap(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
@@ -835,7 +996,7 @@ def reap(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> E
         updates["locked"] = lambda: conj(pre.locked(), pre.holder() != p)
     if not config.respawn:
         crashed = conj(
-            neg(pre.master(p)),
+            q.worker(pre, p),
             pre.gen(p) == pre.gen(m),
             pre.shutdown(m) == shutdown(Shutdown.NONE),
         )
@@ -846,14 +1007,15 @@ def reap(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> E
 
 
 def exit_master(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.exit_master``: after a shutdown, with no worker left and nothing in hand."""
+    """``actions.exit_master``: after a shutdown, with nothing in hand, once every live worker
+    of its was told to stop (it may leave before them, F8)."""
     (m,) = args
     c = var("proc", "em_c")
-    no_workers = forall([c], neg(conj(pre.p_in(c), pre.parent(c, m), neg(pre.master(c)))))
+    all_told = forall([c], implies(q.worker_child(pre, c, m), q.told_to_stop(pre, c)))
     guard = conj(
         q.live_master(pre, m),
         pre.shutdown(m) != shutdown(Shutdown.NONE),
-        no_workers,
+        all_told,
         q.owns_nothing(pre, m),
     )
     return Effect(guard, _exit_one(config, pre, local, m))
@@ -880,6 +1042,12 @@ TRANSITIONS: dict[str, Builder] = {
     "release_mutex": release_mutex,
     "pass_connection": pass_connection,
     "serve_request": serve_request,
+    "close_idle_connection": close_idle_connection,
+    "receive_listeners": receive_listeners,
+    "admit_deferred": admit_deferred,
+    "close_listeners": close_listeners,
+    "spawn_helper": spawn_helper,
+    "exit_helper": exit_helper,
     "begin_graceful_exit": begin_graceful_exit,
     "exit_worker": exit_worker,
     "reap": reap,

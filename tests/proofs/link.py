@@ -27,7 +27,14 @@ from forkshare.proofs.encoding import (
     static_axioms,
 )
 from forkshare.proofs.lemmas import LEMMAS
-from forkshare.proofs.structure import Structure, abstract, facts, universes_for
+from forkshare.proofs.structure import (
+    WIDE_SYMBOLS,
+    Structure,
+    abstract,
+    facts,
+    symbol_facts,
+    universes_for,
+)
 from forkshare.proofs.transitions import PARAM_SORTS, arguments, effect, frame, transition
 
 ALL_SYMBOLS = frozenset(s.name for s in STATE_SYMBOLS)
@@ -68,6 +75,7 @@ class TransitionCheck:
             for param, term, value in zip(ACTIONS[name].params, zargs, args, strict=True):
                 sort = PARAM_SORTS[param]
                 self.solver.add(term == element(sort, f"{PREFIX[sort]}{value}"))
+        self._base: tuple[Structure, dict[str, list[Formula]]] | None = None
 
     def structure(self, system: System) -> Structure:
         """The abstraction of a candidate successor over the shared universes."""
@@ -75,9 +83,23 @@ class TransitionCheck:
 
     def accepts(self, post: Structure) -> bool:
         """True when the transition formula holds between the pre-state and ``post``."""
-        with self.solver.frame():
-            self.solver.add(*facts(post, self.post_vocab, statics=False))
-            return self.solver.check().verdict == "sat"
+        return self._sat(facts(post, self.post_vocab, statics=False))
+
+    def accepts_change(self, base: Structure, changed: Structure, symbol: str) -> bool:
+        """:meth:`accepts` for ``changed``, which differs from ``base`` in ``symbol`` only (the
+        facts of ``base`` about the other symbols are built once)."""
+        if symbol in WIDE_SYMBOLS:
+            return self.accepts(changed)
+        if self._base is None or self._base[0] is not base:
+            per_symbol = {
+                s.name: symbol_facts(base, self.post_vocab, s.name) for s in STATE_SYMBOLS
+            }
+            self._base = (base, per_symbol)
+        rest = [f for name, fs in self._base[1].items() if name != symbol for f in fs]
+        return self._sat([*rest, *symbol_facts(changed, self.post_vocab, symbol)])
+
+    def _sat(self, assumptions: list[Formula]) -> bool:
+        return self.solver.check(*assumptions).verdict == "sat"
 
 
 def claim_agrees(config: Config, system: System, name: str, expected: bool) -> bool:

@@ -32,6 +32,27 @@ def test_prove_json_has_one_record_per_obligation(capsys: pytest.CaptureFixture[
     assert "reap(" in record["detail"]
 
 
+def test_prove_json_reports_a_freedom_witness_as_its_own_kind(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert prove.main(["--json", "--only", "F8", "--jobs", "1"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    (record,) = document["records"]
+    assert record["kind"] == "freedom"
+    assert record["target"] == "F8"
+    assert record["result"] == "found"
+    assert "exit_master(master1)" in record["detail"]
+
+
+def test_prove_json_says_how_each_obligation_was_proved(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert prove.main(["--json", "--only", "exclusive", "--jobs", "1"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    bases = {r["basis"] for r in document["records"] if r["kind"] == "consecution"}
+    assert bases == {"solver", "frame"}
+
+
 def test_an_unknown_only_name_is_a_usage_error_listing_the_valid_names(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

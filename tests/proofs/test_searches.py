@@ -3,6 +3,8 @@ that z3 finds and the Python model replays."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from forkshare.model.actions import ACTIONS
@@ -36,6 +38,19 @@ def test_the_refutation_is_a_shortest_trace_that_fails_in_python_too() -> None:
     actions = [s.action for s in trace.steps]
     assert actions == ["start_master", "spawn_worker", "kill_worker", "reap"]
     assert not INVARIANTS[variant.expected].holds(config, trace.steps[-1].state)
+
+
+def test_a_search_under_budgets_never_takes_an_action_whose_budget_is_0() -> None:
+    """The variant's budgets prune the search: without a kill, no-respawn keeps its consumer."""
+    variant = VARIANTS["no-respawn"]
+    config = variant.apply(Config(workers=1))
+
+    def goal(config: Config, v: Vocab) -> Formula:
+        return neg(CLAIMS[variant.expected](config, v))
+
+    no_kill = replace(variant.bounds, kills=0)
+    assert search(config, goal, max_depth=5, timeout_ms=5000, budgets=variant.bounds) is not None
+    assert search(config, goal, max_depth=5, timeout_ms=5000, budgets=no_kill) is None
 
 
 def test_a_safe_design_has_no_counterexample_within_the_bound() -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import inspect
+import re
 from pathlib import Path
 
 from forkshare.model.actions import ACTIONS
 from forkshare.model.invariants import INVARIANTS
+from forkshare.proofs.bmc import BUDGETS
 from forkshare.proofs.claims import CLAIMS
 from forkshare.proofs.issues import ISSUES
 from forkshare.proofs.lemmas import LEMMAS
@@ -53,3 +56,14 @@ def _imports(path: Path) -> set[str]:
 def test_only_the_encoding_module_imports_z3() -> None:
     importers = sorted(p.name for p in PROOFS.glob("*.py") if "z3" in _imports(p))
     assert importers == ["encoding.py"]
+
+
+def test_the_budgets_a_search_honours_are_the_ones_the_guards_read() -> None:
+    """``bmc.BUDGETS`` (which environment action a budget of 0 rules out) is the list of
+    ``config.bounds.<field>`` reads in the Python guards, no more, no less."""
+    read = {}
+    for name, action in ACTIONS.items():
+        fields = set(re.findall(r"config\.bounds\.(\w+)", inspect.getsource(action.guard)))
+        if fields:
+            (read[name],) = fields
+    assert read == BUDGETS
