@@ -21,25 +21,36 @@ Renaming = dict[int, int]
 """Old pid → canonical pid."""
 
 
-def canonical(state: System) -> tuple[System, Renaming]:
-    """The canonical representative of ``state``'s class and the renaming that produces it."""
+def canonical(state: System, fixed: frozenset[int] = frozenset()) -> tuple[System, Renaming]:
+    """The canonical representative of ``state``'s class and the renaming that produces it.
+
+    Processes whose pids are in ``fixed`` are not interchangeable with any other (they keep
+    their order, first): two states are then one class only when they are equal up to renaming
+    the *other* processes. The verifier fixes the processes a history has already named.
+    """
     owned: dict[int, tuple[int, ...]] = {}
     for conn in state.connections:
         if conn.fate is Fate.ACCEPTED:
             owned[conn.owner] = (*owned.get(conn.owner, ()), conn.cid)
     renaming: Renaming = {}
     masters = sorted(
-        (p for p in state.processes if p.is_master), key=lambda p: _master_key(p, owned)
+        (p for p in state.processes if p.is_master),
+        key=lambda p: (_pinned(p, fixed), _master_key(p, owned)),
     )
     for proc in masters:
         renaming[proc.pid] = len(renaming) + 1
     workers = sorted(
         (p for p in state.processes if not p.is_master),
-        key=lambda p: _worker_key(p, state, owned, renaming),
+        key=lambda p: (_pinned(p, fixed), _worker_key(p, state, owned, renaming)),
     )
     for proc in workers:
         renaming[proc.pid] = len(renaming) + 1
     return _rename(state, renaming), renaming
+
+
+def _pinned(proc: Process, fixed: frozenset[int]) -> tuple[int, int]:
+    """Sorts fixed processes first, by pid; the others after, by their signature."""
+    return (0, proc.pid) if proc.pid in fixed else (1, 0)
 
 
 def _master_key(proc: Process, owned: dict[int, tuple[int, ...]]) -> tuple[object, ...]:

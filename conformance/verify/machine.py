@@ -167,8 +167,18 @@ Provenance = dict[System, tuple[System, str] | None]
 
 
 def internal_paths(config: Config, states: frozenset[System]) -> Provenance | None:
-    """:func:`internal_closure` with, for each state, how it was first reached."""
+    """:func:`internal_closure` with, for each state, how it was first reached.
+
+    One state is kept per class of states equal up to renaming the processes forked within the
+    closure (the first found, with its own names): the others show the same records and have
+    the same futures up to that renaming, and a new process is only ever targeted by its role
+    and order (:meth:`~forkshare.conformance.verify.target_backend.TargetBackend.real_pid`).
+    Processes the given states already name are never renamed: a scenario's ``stop_worker(2)``
+    and its later ``continue_worker(2)`` must mean the same process.
+    """
     seen: Provenance = dict.fromkeys(states)
+    named = frozenset(p.pid for state in states for p in state.processes)
+    classes = {canonical(state, named)[0] for state in states}
     frontier = list(states)
     while frontier:
         state = frontier.pop()
@@ -177,9 +187,14 @@ def internal_paths(config: Config, states: frozenset[System]) -> Provenance | No
                 continue
             for args in action.arguments(config, state):
                 for succ in action.successors(config, state, args):
-                    if succ not in seen:
-                        seen[succ] = (state, action.name)
-                        frontier.append(succ)
+                    if succ in seen:
+                        continue
+                    key = canonical(succ, named)[0]
+                    if key in classes:
+                        continue
+                    classes.add(key)
+                    seen[succ] = (state, action.name)
+                    frontier.append(succ)
         if len(seen) > MAX_CLOSURE:
             return None
     return seen

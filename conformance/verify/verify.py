@@ -276,7 +276,10 @@ def run_steps(config: Config, backend: TargetBackend, steps: Sequence[Step]) -> 
     try:
         for name, args in steps:
             if name == BEGIN:
+                # The first bytes may get the client accepted (TCP_DEFER_ACCEPT holds a silent
+                # one back): the model catches up before the next step.
                 backend.clients[args[0]].begin_request()
+                machine.settle()
                 continue
             if name == PAUSE[0]:
                 backend.pause(PAUSE_FACTOR * backend.timekeeper.bounds.service)
