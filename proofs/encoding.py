@@ -546,6 +546,7 @@ class Solver:
 
     def __init__(self, timeout_ms: int, *, logic: str | None = None) -> None:
         self._solver = z3.SolverFor(logic) if logic else z3.Solver()
+        self._timeout_ms = timeout_ms
         self._solver.set("timeout", timeout_ms)
 
     def add(self, *formulas: Formula) -> None:
@@ -561,10 +562,17 @@ class Solver:
         finally:
             self._solver.pop()
 
-    def check(self, *assumptions: Formula) -> Outcome:
-        """Check satisfiability; a model comes with ``sat``."""
+    def check(self, *assumptions: Formula, timeout_ms: int | None = None) -> Outcome:
+        """Check satisfiability (within ``timeout_ms`` for this check only, when given); a
+        model comes with ``sat``."""
+        if timeout_ms is not None:
+            self._solver.set("timeout", timeout_ms)
         start = time.perf_counter()
-        result = self._solver.check(*assumptions)
+        try:
+            result = self._solver.check(*assumptions)
+        finally:
+            if timeout_ms is not None:
+                self._solver.set("timeout", self._timeout_ms)
         ms = (time.perf_counter() - start) * 1000
         verdict = str(result)
         model = Model(self._solver.model()) if result == z3.sat else None

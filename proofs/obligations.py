@@ -73,6 +73,10 @@ from forkshare.proofs.transitions import arguments, effect, transition
 
 TIMEOUT_MS = 2000
 """Per-check timeout: a check that runs out answers ``unknown``, which never counts as proved."""
+RETRY_TIMEOUT_MS = 10_000
+"""A check that runs out of time is asked once more with this budget before it counts as
+``unknown``: every check here takes milliseconds, and a first timeout has so far been the
+machine (another process on the core) rather than the query. The time of both is recorded."""
 
 Goal = Callable[[Config, Vocab], Formula]
 Selected = Callable[[Kind, str, str, str], bool]
@@ -192,10 +196,13 @@ class Prover:
         timeout_ms: int = TIMEOUT_MS,
         selected: Selected = everything,
         known: ProvedQueries | None = None,
+        retry_timeout_ms: int | None = RETRY_TIMEOUT_MS,
     ) -> None:
         self.target = target
         self.config = target.config
         self.timeout_ms = timeout_ms
+        self.retry_timeout_ms = retry_timeout_ms
+        """The budget of a check asked again after a timeout (None: not asked again)."""
         self.selected = selected
         self.known = known if known is not None else ProvedQueries()
         self.pre = Vocab.named("")
@@ -224,7 +231,7 @@ class Prover:
             if earlier is not None:
                 records.append(self._by_identity(Kind.INIT, "", name, earlier))
                 continue
-            refutation = _refute(solver, conjuncts(formula))
+            refutation = _refute(solver, conjuncts(formula), (), self.retry_timeout_ms)
             detail = ""
             if refutation.model is not None:
                 state = decode(refutation.model, self.pre, naming(refutation.model, [self.pre]))
@@ -289,7 +296,7 @@ class Prover:
         earlier = self.known.prover_of(query)
         if earlier is not None:
             return self._by_identity(Kind.CONSECUTION, context.action, goal, earlier)
-        refutation = _refute(context.solver, touched, own)
+        refutation = _refute(context.solver, touched, own, self.retry_timeout_ms)
         detail = ""
         if refutation.model is not None:
             detail = self._counterexample(refutation.model, context, goal)
@@ -333,7 +340,7 @@ class Prover:
             return self._by_identity(Kind.PROGRESS, "", name, earlier)
         solver = Solver(self.timeout_ms)
         solver.add(*self.axioms, *self.assumed, premise, *local.side)
-        refutation = _refute(solver, [conclusion])
+        refutation = _refute(solver, [conclusion], (), self.retry_timeout_ms)
         detail = ""
         if refutation.model is not None:
             state = decode(refutation.model, self.pre, naming(refutation.model, [self.pre]))
@@ -369,13 +376,22 @@ class _Context:
     """Each modified symbol's substitution pair, pre-state → post-state."""
 
 
-def _refute(solver: Solver, clauses: list[Formula], extra: Iterable[Formula] = ()) -> Refutation:
-    """Try to falsify each clause in its own frame: ``unsat`` when none can be falsified."""
+def _refute(
+    solver: Solver,
+    clauses: list[Formula],
+    extra: Iterable[Formula] = (),
+    retry_ms: int | None = RETRY_TIMEOUT_MS,
+) -> Refutation:
+    """Try to falsify each clause in its own frame: ``unsat`` when none can be falsified. A
+    check that runs out of time is asked once more within ``retry_ms`` (None: not)."""
     spent = 0.0
     for clause in clauses:
         with solver.frame():
             solver.add(*extra, neg(clause))
             outcome: Outcome = solver.check()
+            if outcome.verdict == "unknown" and retry_ms is not None:
+                spent += outcome.ms
+                outcome = solver.check(timeout_ms=retry_ms)
         spent += outcome.ms
         if outcome.verdict != "unsat":
             return Refutation(outcome.verdict, spent, outcome.model)

@@ -7,7 +7,7 @@ other helper uses, so a helper can be applied to a variable bound by its caller 
 
 from __future__ import annotations
 
-from forkshare.model.config import Config, Mode, ParentDeath
+from forkshare.model.config import Config, Mode
 from forkshare.model.state import Fate, Phase, Shutdown
 from forkshare.proofs.encoding import (
     FALSE,
@@ -114,10 +114,9 @@ def told_to_stop(v: Vocab, p: Term) -> Formula:
 
 
 def notices_master_death(config: Config, v: Vocab, p: Term) -> Formula:
-    """``actions._notices_master_death``: an orphan under workers-exit that may leave now,
-    because it was not told to finish its requests or its master was SIGKILLed."""
-    if config.parent_death is not ParentDeath.WORKERS_EXIT:
-        return FALSE
+    """``actions._notices_master_death``: an orphan that may leave now, because it was not told
+    to finish its requests or its master was SIGKILLed (under orphans-serve too: that policy
+    allows orphans to keep serving, it does not require it)."""
     return conj(orphan(v, p), disj(neg(v.quit(p)), v.master_killed(p)))
 
 
@@ -133,16 +132,14 @@ def owns_nothing(v: Vocab, p: Term) -> Formula:
 
 
 def has_capacity(config: Config, v: Vocab, p: Term) -> Formula:
-    """``actions.has_capacity``, exact for one connection per worker (see :mod:`transitions`)."""
+    """``actions.has_capacity``: a master always (a passfd master keeps any number of handles
+    until the workers acknowledge them); a worker while it owns fewer than
+    ``worker_connections`` — exact for one (see :mod:`transitions`)."""
     if config.worker_connections == 1:
-        return owns_nothing(v, p)
-    return _capacity_over_approximation(v, p)
-
-
-def _capacity_over_approximation(v: Vocab, p: Term) -> Formula:
-    # A master hands off one connection at a time (exact); a worker with K > 1 slots may or may
-    # not have room: counting is not first-order, so the guard is dropped (over-approximation).
-    return implies(v.master(p), owns_nothing(v, p))
+        return disj(v.master(p), owns_nothing(v, p))
+    # A worker with K > 1 slots may or may not have room: counting is not first-order, so the
+    # guard is dropped (an over-approximation).
+    return TRUE
 
 
 def is_waiting_on(config: Config, v: Vocab, p: Term, s: Term) -> Formula:

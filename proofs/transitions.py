@@ -575,15 +575,18 @@ def fast_shutdown(config: Config, pre: Vocab, args: tuple[Term, ...], local: Loc
 
 
 def kill_stragglers(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.kill_stragglers``: SIGKILL every worker a fast stop left (stopped ones too)."""
+    """``actions.kill_stragglers``: SIGKILL every worker a fast stop left (stopped ones too),
+    or, at a graceful stop's timeout, every stopped worker (it could not finish)."""
     (m,) = args
     x = var("proc", "ks_x")
-    guard = conj(
-        q.live_master(pre, m),
-        pre.shutdown(m) == shutdown(Shutdown.FAST),
-        exists([x], q.worker_child(pre, x, m)),
-    )
-    return Effect(guard, _workers_exit(pre, local, lambda w: q.worker_child(pre, w, m)))
+    fast = local.let("fast", pre.shutdown(m) == shutdown(Shutdown.FAST))
+    graceful = local.let("graceful", pre.shutdown(m) == shutdown(Shutdown.GRACEFUL))
+
+    def straggler(w: Term) -> Formula:
+        return conj(q.worker_child(pre, w, m), disj(fast, conj(graceful, pre.stopped(w))))
+
+    guard = conj(q.live_master(pre, m), exists([x], straggler(x)))
+    return Effect(guard, _workers_exit(pre, local, straggler))
 
 
 def _workers_exit(

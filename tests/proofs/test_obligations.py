@@ -60,6 +60,16 @@ def test_a_listed_model_issue_turns_its_failures_into_known_issues(
     assert known.detail.startswith("counterexample to induction")
 
 
+def test_a_check_that_runs_out_of_time_is_asked_again_before_it_counts_as_unknown() -> None:
+    target = next(t for t in SAFE_TARGETS if t.label == "exclusive")
+    hasty = Prover(target, timeout_ms=1, retry_timeout_ms=None).check_transitions(["fast_shutdown"])
+    assert Result.UNKNOWN in {r.result for r in hasty}
+    retried = Prover(target, timeout_ms=1, retry_timeout_ms=5000).check_transitions(
+        ["fast_shutdown"]
+    )
+    assert {r.result for r in retried} == {Result.PROVED}
+
+
 def test_weakening_a_strengthening_lemma_breaks_the_proof_with_a_decoded_counterexample() -> None:
     weakened = {n: lemma for n, lemma in LEMMAS.items() if n != "owners_are_alive"}
     target = next(t for t in SAFE_TARGETS if t.label == "exclusive")
@@ -80,7 +90,7 @@ a short timeout decides as well as the suite's and keeps the test fast."""
 
 
 def _unproved(target: Target, lemmas: dict[str, Lemma]) -> set[tuple[str, str]]:
-    prover = Prover(target, lemmas=lemmas, timeout_ms=NECESSITY_TIMEOUT_MS)
+    prover = Prover(target, lemmas=lemmas, timeout_ms=NECESSITY_TIMEOUT_MS, retry_timeout_ms=None)
     records = prover.check_transitions() + prover.check_progress()
     return {(r.action, r.invariant) for r in records if r.result is not Result.PROVED}
 

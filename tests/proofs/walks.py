@@ -120,7 +120,8 @@ Sample = tuple[Config, System, Move]
 
 def shape(pre: System, move: Move) -> tuple[object, ...]:
     """What kind of step a move is: its action, what its arguments are (a connection's fate
-    and whether it was held back, a process's role and phase) and how the fates of connections
+    and whether it was held back, a process's role, phase and whether it owns one or more
+    connections) and how the fates of connections
     change, e.g. a request sent on a queued connection and one sent on a connection silently
     dropped while held back (K19), or a connection that arrives held back and one that is
     queued."""
@@ -138,7 +139,8 @@ def shape(pre: System, move: Move) -> tuple[object, ...]:
             kinds.append((conn.fate, conn.held_back, conn.requested))
         elif param in (Param.PROCESS, Param.WORKER, Param.MASTER):
             proc = pre.process(value)
-            kinds.append(None if proc is None else (proc.role, proc.phase, proc.stopped))
+            owns = min(len(pre.owned(value)), 2)
+            kinds.append(None if proc is None else (proc.role, proc.phase, proc.stopped, owns))
     return tuple(kinds)
 
 
