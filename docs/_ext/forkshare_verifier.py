@@ -296,7 +296,7 @@ class ComparisonDirective(TableDirective):
         mode = str(entry.get("mode") or profile.mode)
         config = model_config(mode, discovery)
         cells: list[Cell] = [
-            literals([profile.name]) + text(f"kind {profile.kind}"),
+            literals([profile.name]),
             literals([mode]) + text(holding(config)),
             text(waking(config)),
             text(reloading(profile, discovery)),

@@ -44,7 +44,7 @@ ROOT = DOCS.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 RUN_TIMEOUT = 240.0
 """Seconds a ``run`` command may take (a ``forkshare verify`` takes about 25 s here)."""
-SESSION_TIMEOUT = 300.0
+SESSION_TIMEOUT = 240.0
 """Seconds a page's whole session may take (the verify how-to's: three verifier runs, about
 90 s here)."""
 PORT_WAIT = 20.0
