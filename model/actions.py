@@ -92,7 +92,7 @@ def has_capacity(config: Config, state: System, proc: Process) -> bool:
 
 def is_barred_orphan(config: Config, state: System, proc: Process) -> bool:
     """True for an orphan that may accept nothing: workers notice the master's death at once,
-    and it was not told to stop before (a told worker may take one more before acting, F8)."""
+    and it was not told to stop before (a told worker may go on accepting until it acts on the stop, F8)."""
     return config.orphans_accept_nothing and state.is_orphan(proc) and not proc.quit_requested
 
 

@@ -3,6 +3,13 @@
 Breadth-first order makes the first violation found for each invariant a shortest one. A trace
 is replayed from the initial state through the concrete (not canonical) states, so the pids in the
 printed steps stay the same from one step to the next.
+
+:func:`explore` runs the search on compact states (``forkshare.model.compact_search``, on one
+core, or ``forkshare.model.parallel_search``, on several) and turns what it found back into
+model values. :func:`explore_reference` is the explorer as it was before the compact states: it
+walks ``System`` values with the action table itself. It is kept as the oracle the compact
+search is tested against (both must find the same states, transitions and violations) and as the
+baseline ``forkshare bench`` measures the compact search against.
 """
 
 from __future__ import annotations
@@ -13,6 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from forkshare.model.actions import ACTIONS
+from forkshare.model.compact_rules import UnknownConfigFieldError
+from forkshare.model.compact_search import search
+from forkshare.model.compact_state import decode
+from forkshare.model.compact_symmetry import canonical_of
 from forkshare.model.config import Config
 from forkshare.model.invariants import INVARIANTS
 from forkshare.model.state import System
@@ -60,6 +71,8 @@ class Exploration:
     actions_fired: Counter[str] = field(default_factory=Counter)
     max_wakeups: int = 0
     """The most processes one arriving connection woke (the thundering herd, K4)."""
+    reachable: frozenset[System] | None = None
+    """Every state found (canonical), when the exploration was asked to keep them."""
 
     @property
     def states_per_second(self) -> float:
@@ -87,14 +100,70 @@ def successors(config: Config, state: System) -> Iterator[tuple[Step, System]]:
 
 
 Progress = Callable[[int, int], None]
-"""Called with (states, frontier size) every few thousand states."""
+"""Called with (states, frontier size) every few thousand states (every level in parallel)."""
 
 
 def explore(
-    config: Config, *, max_states: int | None = None, progress: Progress | None = None
+    config: Config,
+    *,
+    max_states: int | None = None,
+    progress: Progress | None = None,
+    processes: int = 1,
+    keep_states: bool = False,
 ) -> Exploration:
     """Visit every state reachable from :func:`initial_state` (up to symmetry) and check every
-    applicable invariant in each; ``max_states`` bounds the work (then ``complete`` is False)."""
+    applicable invariant in each; ``max_states`` bounds the work (then ``complete`` is False).
+
+    ``processes`` above 1 splits the search over that many processes (the counts are the same;
+    a counterexample may be another one of the same length). ``keep_states`` keeps every state
+    found in ``reachable`` (decoding them costs about as much as finding them).
+    """
+    try:
+        if processes > 1:
+            from forkshare.model.parallel_search import parallel_search
+
+            found = parallel_search(
+                config,
+                processes=processes,
+                max_states=max_states,
+                progress=progress,
+                keep_states=keep_states,
+            )
+        else:
+            found = search(
+                config, max_states=max_states, progress=progress, keep_states=keep_states
+            )
+    except UnknownConfigFieldError:  # a Config field the compact actions do not know yet
+        return explore_reference(
+            config, max_states=max_states, progress=progress, keep_states=keep_states
+        )
+    result = Exploration(
+        config,
+        states=found.states,
+        transitions=found.transitions,
+        seconds=found.seconds,
+        complete=found.complete,
+        actions_fired=Counter(found.fired),
+        max_wakeups=found.max_wakeups,
+    )
+    order = list(INVARIANTS)
+    for name, path in sorted(found.paths.items(), key=lambda kv: (len(kv[1]), order.index(kv[0]))):
+        concrete = [(step, decode(state)) for step, state in path]
+        claim = INVARIANTS[name].claim
+        result.violations[name] = Violation(name, claim, replay(config, concrete))
+    if found.reachable is not None:
+        result.reachable = frozenset(decode(state) for state in found.reachable)
+    return result
+
+
+def explore_reference(
+    config: Config,
+    *,
+    max_states: int | None = None,
+    progress: Progress | None = None,
+    keep_states: bool = False,
+) -> Exploration:
+    """The explorer before compact states, unchanged: the oracle and the benchmark's baseline."""
     checks = [inv for inv in INVARIANTS.values() if inv.applies(config)]
     start = time.perf_counter()
     root, _ = canonical(initial_state())
@@ -122,6 +191,8 @@ def explore(
             progress(len(parents), len(frontier))
     result.states = len(parents)
     result.seconds = time.perf_counter() - start
+    if keep_states:
+        result.reachable = frozenset(parents)
     return result
 
 
@@ -182,17 +253,7 @@ def replay(config: Config, path: list[tuple[Step, System]]) -> tuple[TraceStep, 
 def reaches(config: Config, target: System, *, max_states: int = 200_000) -> bool:
     """True when a breadth-first exploration from :func:`initial_state` meets ``target`` (up to
     renaming of processes) within ``max_states`` states."""
-    goal, _ = canonical(target)
-    root, _ = canonical(initial_state())
-    seen = {root}
-    frontier: deque[System] = deque([root])
-    while frontier and len(seen) < max_states:
-        state = frontier.popleft()
-        if state == goal:
-            return True
-        for _, succ in successors(config, state):
-            key, _ = canonical(succ)
-            if key not in seen:
-                seen.add(key)
-                frontier.append(key)
-    return goal in seen
+    goal = canonical_of(target)
+    found = search(config, max_states=max_states, keep_states=True, goal=goal)
+    assert found.reachable is not None
+    return goal in set(found.reachable)

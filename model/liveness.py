@@ -4,7 +4,7 @@ The model is untimed: a state it allows on the way (a worker not yet replaced, a
 accepted) is allowed for any number of steps. A real server must also get there in time, and the
 verifier measures it. Each entry here is a named property with its claim, its default bound and
 the flag that changes it; :mod:`forkshare.model.invariants` holds the safety properties they
-complement (``guards``), and :mod:`forkshare.conformance.verify` measures them.
+complement (``guards``), and ``forkshare.conformance.verify`` measures them.
 
 Discussion:
     *Bounds are generous on purpose.* A bound that flags a correct server is worse than one that

@@ -261,7 +261,7 @@ def _listens_after_all_gone(view: Observation) -> bool:
 
 def orphan_accepts(config: Config, history: History) -> str | None:
     """``orphans_exit_with_master``: a worker whose master is gone accepts a connection, and it
-    had not been told to stop before (a told worker may take one more, F8)."""
+    had not been told to stop before (a told worker may go on accepting until it acts on the stop, F8)."""
     before, after = _pair(history)
     for client, owner in _newly_accepted(before, after):
         proc = _process(after, owner)

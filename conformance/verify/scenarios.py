@@ -86,7 +86,16 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "SIGKILL a worker with connections queued behind it",
-        (START, _on("stop_worker", 2), CONNECT, CONNECT, CONNECT, _on("kill_worker", 2), SETTLE),
+        (
+            START,
+            _on("stop_worker", 2),
+            CONNECT,
+            CONNECT,
+            CONNECT,
+            PAUSE,  # the queue stands still a while: who else takes it?
+            _on("kill_worker", 2),
+            SETTLE,
+        ),
     ),
     Scenario(
         "SIGKILL the accept-mutex holder, then a client",

@@ -48,7 +48,7 @@ if __package__ in (None, ""):  # run as a file: make ``tests.zoo`` importable
 from tests.zoo.command_line import HOST, Arguments, parse_arguments
 from tests.zoo.one_shot_http import serve_connection
 
-READ_TIMEOUT = 2.0  # F3: how long a worker waits for the request of a client it accepted
+READ_TIMEOUT = 5.0  # F3: how long a worker waits for the request of a client it accepted
 PARENT_POLL = 0.5  # F7: how often an idle worker checks that its master is still its parent
 FAST_STOP_GRACE = 1.0  # how long the fast stop waits before SIGKILL
 MASTER_TICK = 0.25  # the master's loop wakes at least this often (timers)
