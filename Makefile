@@ -12,7 +12,7 @@ SOURCES := cli model impl proofs conformance conformance/observe conformance/str
 PROFILE ?= $(if $(CI),ci,dev)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck docs docs-po pictures bench install system-packages clean help
+.PHONY: demo test lint typecheck docs docs-po pictures verdicts bench install system-packages clean help
 
 help:
 	@echo "make demo       the guided tour: how the workers share the master's socket, live (under a minute)"
@@ -21,6 +21,7 @@ help:
 	@echo "make docs       build the Sphinx docs with -W -n: English (docs/_build/html), Japanese (docs/_build/html/ja)"
 	@echo "make docs-po    refresh the Japanese gettext catalogs after the English text changed"
 	@echo "make pictures   redraw the docs' pictures of what is shared, from live servers (docs/_static/pictures)"
+	@echo "make verdicts   re-record the verifier's verdict on every bundled target (docs/verdicts, ~10 min)"
 	@echo "make bench      explorer states/s, proof suite time, server requests/s"
 	@echo "make system-packages  install the missing Debian packages of .ci/system-packages.toml"
 	@echo "                (demo and test run it first; as root it runs apt-get, else it names them)"
@@ -53,7 +54,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p forkshare
 	$(BIN)/mypy tests
-	$(BIN)/mypy .ci/ensure_system_packages.py docs/pictures/make_pictures.py
+	$(BIN)/mypy .ci/ensure_system_packages.py docs/pictures/make_pictures.py docs/verdicts/record.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy -p forkshare
@@ -74,6 +75,12 @@ docs-po: $(STAMP)
 # nginx); commit them after a change to the picture or to a server's sharing.
 pictures: $(STAMP)
 	$(BIN)/python docs/pictures/make_pictures.py
+
+# The verdicts of the docs' comparison table: forkshare verify --target T --json for every bundled
+# target, one after the other (20-60 s each), into docs/verdicts/verdicts.json; commit it with a
+# line in docs/verdicts/explanations.toml for each verdict that is not "conforms".
+verdicts: $(STAMP)
+	$(BIN)/python docs/verdicts/record.py
 
 bench: $(STAMP)
 	$(BIN)/forkshare bench

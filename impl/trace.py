@@ -8,23 +8,24 @@ interleave (O_APPEND positions and writes atomically for regular files).
 
 Events and their fields:
 
-=====================  ==========================================================================
-``listen``             fd, inode, address ("127.0.0.1:8080"), reuseport (bool), slot (int or null)
-``inherit``            fd, inode, address, reuseport, slot: sockets from systemd / a previous master
-``fork``               child, role ("worker" or "master"), slot, generation
-``exec``               (the new master after an upgrade; its first event)
-``accept``             inode, peer ("127.0.0.1:PORT"), fd
-``pass``               to (worker pid), peer: passfd, master side
-``receive``            peer: passfd, worker side
-``respond``            peer, status
-``mutex_acquire``      (the accept mutex was taken by this pid)
-``mutex_release``      (released by its holder)
-``mutex_force_unlock`` holder: the master freed the mutex of a reaped holder
-``signal``             signal ("HUP", "QUIT"...): a signal the process acted on
-``close_listener``     inode: this process closed its descriptor of a listening socket
-``reap``               child, status (exit code or null), signal (or null), respawn (bool)
-``exit``               status
-=====================  ==========================================================================
+======================  ============================================================================
+``listen``              fd, inode, address ("127.0.0.1:8080"), reuseport (bool), slot (int or null)
+``inherit``             fd, inode, address, reuseport, slot: sockets from systemd / a previous
+                        master
+``fork``                child, role ("worker" or "master"), slot, generation
+``exec``                (the new master after an upgrade; its first event)
+``accept``              inode, peer ("127.0.0.1:PORT"), fd
+``pass``                to (worker pid), peer: passfd, master side
+``receive``             peer: passfd, worker side
+``respond``             peer, status
+``mutex_acquire``       (the accept mutex was taken by this pid)
+``mutex_release``       (released by its holder)
+``mutex_force_unlock``  holder: the master freed the mutex of a reaped holder
+``signal``              signal ("HUP", "QUIT"...): a signal the process acted on
+``close_listener``      inode: this process closed its descriptor of a listening socket
+``reap``                child, status (exit code or null), signal (or null), respawn (bool)
+``exit``                status
+======================  ============================================================================
 """
 
 from __future__ import annotations

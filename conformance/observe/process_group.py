@@ -106,7 +106,8 @@ class ProcessGroup:
         SIGKILL to the whole group and to ``extra_pids`` started after us; reap the leader.
 
         Returns:
-            The leader's exit status (negative: killed by that signal), None if it is unreapable.
+            The leader's exit status (negative when killed by that signal), or None when it
+            cannot be reaped.
         """
         extra = tuple(extra_pids)
         try:

@@ -6,23 +6,23 @@ with its evidence in words; :mod:`~forkshare.conformance.verify.discovery` runs 
 structure probe (:mod:`~forkshare.conformance.verify.structure_probe`). Each wait is bounded by
 a field of :class:`~forkshare.conformance.verify.probe_run.DiscoveryBudget`:
 
-=============  ================================================================  ================
-probe          what it does                                                      bounded by
-=============  ================================================================  ================
-defer          a silent client: its server-side row SYN_RECV (03) and the        ``defer`` 0.5 s
+=============  ==================================================================  ================
+probe          what it does                                                        bounded by
+=============  ==================================================================  ================
+defer          a silent client: its server-side row SYN_RECV (03) and the          ``defer`` 0.5 s
                listener's rx_queue 0 = deferred (K19); ESTABLISHED at once = not
-respawn        SIGKILL one worker; time until a new child makes the count whole   ``respawn`` 6 s
+respawn        SIGKILL one worker; time until a new child makes the count whole    ``respawn`` 6 s
                again (F10)
 reload         the old workers SIGSTOPped, the reload signal: a new worker while   ``reload_held``
-               they cannot exit = forks first; else SIGCONT and see which comes   1 s, ``reload``
-               first; and whether the master re-executes itself (F4)              4 s
-parent death   SIGKILL the master; time until every worker is gone; if one        ``parent_death``
-               outlives the cap, whether a client is then served (F7)             10 s
-graceful stop  a worker gets a partial request, another is SIGSTOPped, then the   ``graceful``
-               graceful signal: does the master keep its listener (F1), the busy  1.5 s
+               they cannot exit = forks first; else SIGCONT and see which comes    1 s, ``reload``
+               first; and whether the master re-executes itself (F4)               4 s
+parent death   SIGKILL the master; time until every worker is gone; if one         ``parent_death``
+               outlives the cap, whether a client is then served (F7)              10 s
+graceful stop  a worker gets a partial request, another is SIGSTOPped, then the    ``graceful``
+               graceful signal: does the master keep its listener (F1), the busy   1.5 s
                worker its copy (F2), does the master exit before the stopped
                worker (F8)?
-=============  ================================================================  ================
+=============  ==================================================================  ================
 
 Discussion:
     *Measuring parent death without traffic.* Some workers notice their master's death only when

@@ -12,7 +12,8 @@ directive                       renders
 ``.. forkshare-invariants::``   :data:`forkshare.model.invariants.INVARIANTS`: name, claim, which
                                 configurations claim it, and the proof status when
                                 :mod:`forkshare.proofs` exposes it (see below)
-``.. forkshare-variants::``     :data:`forkshare.model.variants.VARIANTS`: name, mode, the fields
+``.. forkshare-variants::``     :data:`forkshare.model.variants.VARIANTS`: name, mode (and the
+                                other modes the verifier's diagnosis tries it in), the fields
                                 it changes (with their docstrings), expected violation, seen in
 ``.. forkshare-modes::``        :class:`forkshare.model.config.Mode` members with their docstrings
                                 and the invariants a mode does not claim
@@ -23,7 +24,9 @@ directive                       renders
                                 fails the build: no hand-written usage can go stale
 ==============================  ================================================================
 
-``.. forkshare-facts::`` and ``:fact:`` live in ``forkshare_facts`` (set up from here).
+``.. forkshare-facts::`` and ``:fact:`` live in ``forkshare_facts`` (set up from here); the
+specification's freedoms, monitors and timed properties in ``forkshare_spec``; the verifier's
+profile keys, scenarios and the comparison of the bundled targets in ``forkshare_verifier``.
 
 Proof status: the invariant table runs the proof suite at build time
 (:func:`forkshare.proofs.suite.run_proof_suite`, about 4 s) and shows, per invariant, how its
@@ -352,7 +355,7 @@ class VariantsDirective(TableDirective):
             rows.append(
                 [
                     literals([name]),
-                    literals([variant.mode.value]),
+                    literals([variant.mode.value]) + _other_modes(variant),
                     self.rst(changes),
                     self.rst(f":func:`{variant.expected} <{qualified(expected)}>`"),
                     text(variant.seen_in),
@@ -361,6 +364,18 @@ class VariantsDirective(TableDirective):
             )
         header = ("variant", "mode", "what it changes", "violates", "seen in", "reproduce")
         return untranslatable([build_table(header, rows, (16, 10, 34, 20, 26, 24))])
+
+
+def _other_modes(variant: Any) -> Cell:
+    """The other modes the verifier's diagnosis tries ``variant`` in (``Variant.modes``)."""
+    from forkshare.model.config import Mode
+
+    others = sorted(m.value for m in variant.modes if m is not variant.mode)
+    if not others:
+        return []
+    if len(others) == len(Mode) - 1:
+        return text("diagnosis: every mode")
+    return text("diagnosis also: " + ", ".join(others))
 
 
 # ---------------------------------------------------------------------------------------------
