@@ -309,12 +309,11 @@ def can_graceful_shutdown(config: Config, state: System, pid: int) -> bool:
 
 
 def graceful_shutdown(config: Config, state: System, pid: int) -> tuple[System, ...]:
-    """QUIT: the master stops accepting, closes its undelivered connections and tells its workers
-    to quit. It closes its own listening descriptors later, at any point before it exits (F1)."""
+    """QUIT: the master stops accepting and tells its workers to quit. It closes its own
+    listening descriptors at any point before it exits (F1), and a passfd master still hands on
+    the connections it holds, or closes them (``close_idle_connection``), before it exits."""
     master = replace(_process(state, pid), shutdown=Shutdown.GRACEFUL)
     state = put_process(_use(state, shutdowns=1), master)
-    for conn in state.owned(pid):
-        state = put_connection(state, replace(conn, fate=Fate.CLOSED))
     return (_request_quit(state, pid),)
 
 
@@ -625,7 +624,8 @@ def release_mutex(config: Config, state: System, pid: int) -> tuple[System, ...]
 
 
 def can_pass_connection(config: Config, state: System, cid: int, pid: int) -> bool:
-    """Passfd: a master owns connection ``cid`` and its worker ``pid`` can take one more."""
+    """Passfd: a master owns connection ``cid`` and its worker ``pid``, running and not yet acting
+    on a stop, can take one more (Node's primary hands on what it sent before a stop, F8)."""
     conn = state.connection(cid)
     worker = state.process(pid)
     if conn.fate is not Fate.ACCEPTED or worker is None or not worker.is_worker:
@@ -638,7 +638,6 @@ def can_pass_connection(config: Config, state: System, cid: int, pid: int) -> bo
         and worker.parent == master.pid
         and worker.phase is Phase.RUNNING
         and not worker.stopped
-        and not worker.quit_requested
         and has_capacity(config, state, worker)
     )
 
@@ -665,16 +664,20 @@ def serve_request(config: Config, state: System, cid: int) -> tuple[System, ...]
 
 
 def can_close_idle_connection(config: Config, state: System, cid: int) -> bool:
-    """A worker that can run owns an accepted connection whose request has not arrived."""
+    """A worker that can run owns an accepted connection whose request has not arrived, or a
+    stopping master holds a connection it has not handed on."""
     conn = state.connection(cid)
-    if conn.fate is not Fate.ACCEPTED or conn.requested:
+    proc = state.process(conn.owner) if conn.fate is Fate.ACCEPTED else None
+    if proc is None or not proc.can_run:
         return False
-    proc = state.process(conn.owner)
-    return proc is not None and proc.is_worker and proc.can_run
+    if proc.is_master:
+        return proc.shutdown is not Shutdown.NONE
+    return proc.is_worker and not conn.requested
 
 
 def close_idle_connection(config: Config, state: System, cid: int) -> tuple[System, ...]:
-    """The worker closes a silent connection: at once on a graceful stop (the reference server)
+    """The worker closes a silent connection (a stopping passfd master, one it did not hand on):
+    at once on a graceful stop (the reference server)
     or when its read timeout expires (nginx client_header_timeout, a blocking recv) — F3."""
     return (put_connection(state, replace(state.connection(cid), fate=Fate.CLOSED)),)
 

@@ -428,8 +428,6 @@ def graceful_shutdown(rules: Rules, state: Compact, out: Successors) -> None:
             draft = Draft(state)
             draft.set(pid, P_SHUTDOWN, GRACEFUL)
             _use(draft, U_SHUTDOWNS)
-            for cid in draft.owned(pid):
-                draft.end_connection(cid, CLOSED)
             _request_quit(draft, pid)
             out.append(("graceful_shutdown", (pid,), draft.freeze()))
 
@@ -709,7 +707,6 @@ def pass_connection(rules: Rules, state: Compact, out: Successors) -> None:
                 and worker[P_PARENT] == owner
                 and worker[P_PHASE] == RUNNING
                 and not worker[P_STOPPED]
-                and not worker[P_QUIT]
                 and _has_capacity(rules, worker)
             ):
                 draft = Draft(state)
@@ -739,8 +736,22 @@ def serve_request(rules: Rules, state: Compact, out: Successors) -> None:
 def close_idle_connection(rules: Rules, state: Compact, out: Successors) -> None:
     """Twin of :func:`~forkshare.model.actions.close_idle_connection` (guard and effect)."""
     for cid, conn in enumerate(state[S_CONNECTIONS]):
-        if conn[C_FATE] == ACCEPTED and not conn[C_REQUESTED] and _owner_can_serve(state, conn):
+        if conn[C_FATE] != ACCEPTED:
+            continue
+        worker_silent = not conn[C_REQUESTED] and _owner_can_serve(state, conn)
+        if worker_silent or _owner_is_stopping_master(state, conn):
             out.append(("close_idle_connection", (cid,), _ended(state, cid, CLOSED)))
+
+
+def _owner_is_stopping_master(state: Compact, conn: Record) -> bool:
+    owner = _process(state, conn[C_OWNER])
+    return (
+        owner is not None
+        and owner[P_ROLE] == MASTER
+        and owner[P_PHASE] != DEAD
+        and not owner[P_STOPPED]
+        and owner[P_SHUTDOWN] != NO_SHUTDOWN
+    )
 
 
 def receive_listeners(rules: Rules, state: Compact, out: Successors) -> None:

@@ -536,14 +536,14 @@ def reload(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) ->
 
 
 def graceful_shutdown(config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals) -> Effect:
-    """``actions.graceful_shutdown``: QUIT to the master; it keeps its descriptors (F1)."""
+    """``actions.graceful_shutdown``: QUIT to the master; it keeps its descriptors (F1) and the
+    connections it holds (a passfd master hands them on or closes them before it exits)."""
     (m,) = args
     return Effect(
         q.commandable(pre, m),
         {
             "shutdown": _point(pre.shutdown, m, shutdown(Shutdown.GRACEFUL)),
             "shut_down_once": lambda: TRUE,
-            "fate": _fates(pre, (lambda c: q.owned(pre, c, m), _to(fate(Fate.CLOSED)))),
             "quit": _request_quit(pre, m),
         },
     )
@@ -858,7 +858,6 @@ def pass_connection(config: Config, pre: Vocab, args: tuple[Term, ...], local: L
         pre.parent(p, owner),
         pre.phase(p) == q.RUNNING,
         neg(pre.stopped(p)),
-        neg(pre.quit(p)),
         q.has_capacity(config, pre, p),
     )
     return Effect(guard, {"owns": _row(pre.owns, c, lambda y: y == p)})
@@ -889,9 +888,18 @@ def close_idle_connection(
     config: Config, pre: Vocab, args: tuple[Term, ...], local: Locals
 ) -> Effect:
     """``actions.close_idle_connection``: the worker closes a connection whose request never
-    came, at once or when its read timeout expires (F3)."""
+    came, at once or when its read timeout expires (F3); a stopping master closes one it holds."""
     (c,) = args
-    guard = _in_hand(pre, local, c, requested=False)
+    holder = local.const("proc", "holder")
+    stopping_master = conj(
+        pre.c_in(c),
+        pre.fate(c) == q.ACCEPTED,
+        pre.owns(c, holder),
+        pre.master(holder),
+        q.can_run(pre, holder),
+        pre.shutdown(holder) != shutdown(Shutdown.NONE),
+    )
+    guard = disj(_in_hand(pre, local, c, requested=False), stopping_master)
     return Effect(guard, {"fate": _point(pre.fate, c, fate(Fate.CLOSED))})
 
 

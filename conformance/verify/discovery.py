@@ -468,7 +468,7 @@ def _respawn_freedom(respawn: RespawnFinding, bound: float) -> str:
 
 def apply(profile: Profile, discovery: Discovery) -> Profile:
     """``profile`` with what it left ``auto`` filled from ``discovery``: the mode, the
-    parent-death bound and defer-accept. A claim the profile makes is never changed (see
+    parent-death bound, defer-accept and which reuseport clones workers keep (F9). A claim the profile makes is never changed (see
     :func:`contradictions`), and a defect never becomes a claim (module Discussion).
 
     Whether reuseport sockets are private has no profile key yet: read
@@ -482,7 +482,19 @@ def apply(profile: Profile, discovery: Discovery) -> Profile:
         changes["parent_death_bound"] = bound
     if profile.defer_accept == AUTO and discovery.defer_accept is not None:
         changes["defer_accept"] = "on" if discovery.defer_accept else "off"
+    clones = _clones_kept(discovery.freedom("F9"))
+    if profile.reuseport_clones == AUTO and clones is not None:
+        changes["reuseport_clones"] = clones
     return replace(profile, **changes)
+
+
+def _clones_kept(finding: str) -> str | None:
+    """``all`` or ``own`` from discovery's F9 finding, None when it does not say."""
+    if finding.startswith("every worker keeps every clone"):
+        return "all"
+    if finding.startswith("each worker keeps only its own clone"):
+        return "own"
+    return None
 
 
 def discovered_bound(profile: Profile, discovery: Discovery) -> float | None:

@@ -44,6 +44,7 @@ KINDS = ("command", "nginx", "gunicorn", "apache", "node")
 AUTO = "auto"
 DEFER_CHOICES = (AUTO, "on", "off")
 SCHED_CHOICES = ("rr", "none")
+CLONES_CHOICES = (AUTO, "all", "own")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,9 @@ class Profile:
     upgrade_signal: signal.Signals | None = None
     defer_accept: str = AUTO
     """``on``, ``off`` or ``auto`` (either; discovery reports which)."""
+    reuseport_clones: str = AUTO
+    """Reuseport (F9): ``all`` (every worker keeps every clone, nginx), ``own`` (only its own,
+    the reference server), or ``auto`` (discovered; ``all`` when discovery does not run)."""
     respawn_bound: float = LIVENESS["dead_workers_are_replaced"].bound
     service_bound: float = LIVENESS["queued_connections_are_accepted"].bound
     mutex_bound: float = LIVENESS["mutex_recovers_after_holder_death"].bound
@@ -219,6 +223,11 @@ KEYS: dict[str, Key] = {
             _choice(DEFER_CHOICES),
             "TCP_DEFER_ACCEPT on its listener: on, off, or auto (either way is allowed)",
         ),
+        Key(
+            "reuseport_clones",
+            _choice(CLONES_CHOICES),
+            "reuseport: which clones each worker keeps (F9): all (nginx), own, or auto",
+        ),
         Key("respawn_bound", _seconds, _liveness_help("dead_workers_are_replaced")),
         Key("service_bound", _seconds, _liveness_help("queued_connections_are_accepted")),
         Key("mutex_bound", _seconds, _liveness_help("mutex_recovers_after_holder_death")),
@@ -239,7 +248,7 @@ KEYS: dict[str, Key] = {
 
 _RETIRED = {
     "quit_closes_unused": "both ways are allowed now (F3): remove the key",
-    "workers_keep_all_clones": "both ways are allowed now (F9): remove the key",
+    "workers_keep_all_clones": "it is now reuseport_clones = \"all\", \"own\" or \"auto\" (F9)",
 }
 
 

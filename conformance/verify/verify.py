@@ -38,6 +38,9 @@ from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
+from forkshare.conformance.observe.deadline import poll_until
+from forkshare.conformance.observe.observer import ServerSnapshot
+from forkshare.conformance.observe.role import Role as ObservedRole
 from forkshare.conformance.verify.abstraction import of_state
 from forkshare.conformance.verify.coverage import Coverage
 from forkshare.conformance.verify.machine import (
@@ -187,6 +190,7 @@ def config_for(profile: Profile, workers: int, bounds: Bounds, mode: Mode, priva
         parent_death_bound=profile.parent_death_bound or 0.0,
         defer_accept=profile.pinned_defer,
         private_reuseport=private and mode is Mode.REUSEPORT,
+        workers_keep_all_clones=profile.reuseport_clones != "own",
         bounds=bounds if profile.upgrade_signal else replace(bounds, upgrades=0),
     )
 
@@ -247,8 +251,11 @@ def infer_mode_only(profile: Profile, workers: int) -> tuple[Mode, bool]:
 
     backend = TargetBackend(Config(workers=workers), profile)
     try:
-        snap = backend.start().wait_for_workers(workers)
-        inferred = infer_mode(snap).mode
+        target = backend.start()
+        # Wait (bounded) for the workers; a server with a different count is still judged (the
+        # run then shows it), never given up on here.
+        snap = poll_until(lambda: _with_workers(target.snapshot(), workers), WORKERS_WAIT)
+        inferred = infer_mode(snap if snap is not None else target.snapshot()).mode
     finally:
         backend.close()
     private = inferred is SharingMode.REUSEPORT_PRIVATE
@@ -259,6 +266,15 @@ def infer_mode_only(profile: Profile, workers: int) -> tuple[Mode, bool]:
         return Mode.REUSEPORT, True
     known = {m.value for m in Mode}
     return (Mode(inferred.value) if inferred.value in known else Mode.POLL), False
+
+
+WORKERS_WAIT = 5.0
+"""Seconds :func:`infer_mode_only` waits for the workers to be up and idle."""
+
+
+def _with_workers(snap: ServerSnapshot, workers: int) -> ServerSnapshot | None:
+    idle = [w for w in snap.with_role(ObservedRole.WORKER) if w.state == "S"]
+    return snap if len(idle) >= workers else None
 
 
 # --------------------------------------------------------------------------- fixed steps

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import sys
 import tomllib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ ZOO = Path(__file__).parent
 MANIFEST: dict[str, dict[str, Any]] = tomllib.loads((ZOO / "manifest.toml").read_text())
 RUNS_OF_CORRECT = 5
 MATRIX_PLAN = Plan(workers=2, examples=0, shrink=False)
-"""Discovery and every scenario (the walks are left to ``measure_matrix.py``): a default run
+"""Discovery and every scenario (the walks are left to ``tests/measure_zoo.py``): a default run
 without its random part, so that the matrix fits in the suite's time."""
 
 pytestmark = [pytest.mark.process, pytest.mark.zoo, pytest.mark.timeout(900)]
@@ -62,22 +64,44 @@ CORRECT = [name for name, entry in MANIFEST.items() if entry["correct"]]
 DEFECTIVE = [name for name, entry in MANIFEST.items() if not entry["correct"]]
 
 
+def _verify(profile: Profile, plan: Plan) -> Result:
+    return verify(profile, plan)
+
+
+def verify_all(jobs: list[tuple[Profile, Plan]]) -> list[Result]:
+    """Every job's result, two at a time: each run mostly waits on its server (a third of a
+    core), and each has its own port and process group, so two runs do not disturb each other
+    on CI's two cores."""
+    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("fork")) as pool:
+        futures = [pool.submit(_verify, profile, plan) for profile, plan in jobs]
+        return [future.result(timeout=600) for future in futures]
+
+
 @pytest.mark.parametrize("name", CORRECT)
 def test_each_correct_server_conforms_in_every_run(name: str) -> None:
     first = verify(profile_of(name), MATRIX_PLAN)
     assert first.verdict == "conforms", f"run 1: {explain(first)}"
     assert first.profile is not None
     again = replace(MATRIX_PLAN, discover=False)  # what discovery settled is in the profile
-    for run in range(1, RUNS_OF_CORRECT):
-        result = verify(first.profile, again)
-        assert result.verdict == "conforms", f"run {run + 1}: {explain(result)}"
+    results = verify_all([(first.profile, again)] * (RUNS_OF_CORRECT - 1))
+    for run, result in enumerate(results, 2):
+        assert result.verdict == "conforms", f"run {run}: {explain(result)}"
+
+
+@pytest.fixture(scope="module")
+def defective_results() -> dict[str, Result]:
+    """Every defective server's verdict, computed two at a time on first use."""
+    results = verify_all([(profile_of(name), MATRIX_PLAN) for name in DEFECTIVE])
+    return dict(zip(DEFECTIVE, results, strict=True))
 
 
 @pytest.mark.parametrize("name", DEFECTIVE)
-def test_each_defective_server_is_caught_under_its_property(name: str) -> None:
+def test_each_defective_server_is_caught_under_its_property(
+    name: str, defective_results: dict[str, Result]
+) -> None:
     entry = MANIFEST[name]
     named = {entry["property"], *entry.get("also", [])}
-    result = verify(profile_of(name), MATRIX_PLAN)
+    result = defective_results[name]
     assert result.violation is not None, f"{name} passed: {explain(result)}"
     assert result.violation.prop in named, explain(result)
 

@@ -1,6 +1,6 @@
 """Measure the verifier's verdict matrix on the zoo with default runs (the closing-note figures).
 
-    python -m tests.zoo.measure_matrix --runs 20 [--only NAME ...] [--json FILE]
+    python -m tests.measure_zoo --runs 20 [--only NAME ...] [--json FILE]
 
 For each correct server: how many of ``--runs`` default runs reported anything but "conforms"
 (false alarms). For each defective server: over ``--runs`` runs, how many named the expected
@@ -54,7 +54,7 @@ def measure(name: str, runs: int) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Measure and print one line per server (and JSON with ``--json``)."""
-    parser = argparse.ArgumentParser(prog="python -m tests.zoo.measure_matrix")
+    parser = argparse.ArgumentParser(prog="python -m tests.measure_zoo")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--json", type=Path)
