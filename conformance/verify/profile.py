@@ -248,7 +248,7 @@ KEYS: dict[str, Key] = {
 
 _RETIRED = {
     "quit_closes_unused": "both ways are allowed now (F3): remove the key",
-    "workers_keep_all_clones": "it is now reuseport_clones = \"all\", \"own\" or \"auto\" (F9)",
+    "workers_keep_all_clones": 'it is now reuseport_clones = "all", "own" or "auto" (F9)',
 }
 
 
