@@ -16,6 +16,8 @@ import json
 import statistics
 import sys
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +25,36 @@ from forkshare.conformance.verify.verify import Plan, verify
 from tests.zoo.test_verdicts import MANIFEST, profile_of
 
 
-def measure(name: str, runs: int) -> dict[str, Any]:
-    """Run the default verification of zoo server ``name`` ``runs`` times."""
+def _run(name: str) -> tuple[str, float, float, str, str]:
+    result = verify(profile_of(name), Plan())
+    found_by = result.violation.found_by if result.violation is not None else ""
+    return (
+        result.verdict,
+        result.seconds,
+        result.steps_per_second,
+        result.coverage.describe(),
+        found_by,
+    )
+
+
+def measure(name: str, runs: int, jobs: int) -> dict[str, Any]:
+    """Run the default verification of zoo server ``name`` ``runs`` times, ``jobs`` at once."""
     entry = MANIFEST[name]
     expected = {entry.get("property"), *entry.get("also", [])} - {None}
     verdicts: Counter[str] = Counter()
     seconds: list[float] = []
     steps_per_second: list[float] = []
-    for run in range(runs):
-        result = verify(profile_of(name), Plan())
-        verdicts[result.verdict] += 1
-        seconds.append(result.seconds)
-        steps_per_second.append(result.steps_per_second)
-        print(f"{name} run {run + 1}: {result.verdict} in {result.seconds:.1f} s", file=sys.stderr)
+    coverage = ""
+    found_by: Counter[str] = Counter()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
+        for run, outcome in enumerate(pool.map(_run, [name] * runs), 1):
+            verdict, wall, rate, coverage, finder = outcome
+            verdicts[verdict] += 1
+            seconds.append(wall)
+            steps_per_second.append(rate)
+            if finder:
+                found_by[finder] += 1
+            print(f"{name} run {run}: {verdict} in {wall:.1f} s", file=sys.stderr)
     named = sum(
         n for verdict, n in verdicts.items() if verdict.removeprefix("violates ") in expected
     )
@@ -49,6 +68,8 @@ def measure(name: str, runs: int) -> dict[str, Any]:
         "caught_under_its_property": None if entry["correct"] else named,
         "median_seconds": round(statistics.median(seconds), 1),
         "median_steps_per_second": round(statistics.median(steps_per_second), 1),
+        "coverage_of_last_run": coverage,
+        "found_by": dict(found_by),
     }
 
 
@@ -57,9 +78,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.measure_zoo")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (2)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    rows = [measure(name, args.runs) for name in (args.only or MANIFEST)]
+    rows = [measure(name, args.runs, args.jobs) for name in (args.only or MANIFEST)]
     for row in rows:
         outcome = (
             f"false alarms {row['false_alarms']}/{row['runs']}"
