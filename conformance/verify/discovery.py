@@ -161,8 +161,9 @@ class Discovery:
         return self.parent_death_probed and self.parent_death_latency is None
 
     def freedom(self, fid: str) -> str:
-        """The finding for freedom ``fid`` (``F1`` … ``F10``)."""
-        return dict(self.freedoms)[fid]
+        """The finding for freedom ``fid`` (``F1`` … ``F10``); ``not probed`` when no probe
+        looked at it (a discovery built by hand, or a probe that was skipped)."""
+        return dict(self.freedoms).get(fid, _NOT_PROBED)
 
     def evidence_of(self, probe: str) -> str:
         """What probe ``probe`` (``structure``, ``defer``, ``respawn``, …) showed."""
@@ -468,8 +469,9 @@ def _respawn_freedom(respawn: RespawnFinding, bound: float) -> str:
 
 def apply(profile: Profile, discovery: Discovery) -> Profile:
     """``profile`` with what it left ``auto`` filled from ``discovery``: the mode, the
-    parent-death bound, defer-accept and which reuseport clones workers keep (F9). A claim the profile makes is never changed (see
-    :func:`contradictions`), and a defect never becomes a claim (module Discussion).
+    parent-death bound, defer-accept and which reuseport clones workers keep (F9). A claim
+    the profile makes is never changed (see :func:`contradictions`), and a defect never
+    becomes a claim (module Discussion).
 
     Whether reuseport sockets are private has no profile key yet: read
     :attr:`Discovery.private_reuseport`.

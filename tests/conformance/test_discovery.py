@@ -315,7 +315,8 @@ def test_an_flock_accept_mutex_with_defer_accept_and_a_maintenance_pass() -> Non
     assert found.freedom("F10").startswith("by a periodic pass")
     assert found.freedom("F4").startswith("retires the old generation first")
     assert found.freedom("F6").startswith("deferred")
-    assert found.freedom("F1").startswith("early")
+    # The master closes its listener just before it exits: one /proc sample may see both.
+    assert found.freedom("F1").startswith(("early", "with its exit"))
     assert found.freedom("F2").startswith("early")
     assert apply(zoo_profile("flock_mutex"), found).defer_accept == "on"
 
@@ -326,7 +327,8 @@ def test_a_master_that_exits_before_its_workers_and_sends_the_listener() -> None
     found = discover(zoo_profile("scm_rights"), 2)
     assert found.mode is SharingMode.POLL  # plain epoll sets (J1)
     assert found.freedom("F8").startswith("exits before a stopped worker")
-    assert found.freedom("F1").startswith("early")
+    # The master closes its listener just before it exits: one /proc sample may see both.
+    assert found.freedom("F1").startswith(("early", "with its exit"))
     assert found.freedom("F7").startswith("at once")  # the channel reads EOF
     assert apply(zoo_profile("scm_rights"), found).parent_death_bound == 0.0
 
