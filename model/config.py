@@ -109,7 +109,8 @@ class Config:
     workers_keep_all_clones: bool = True
     """Reuseport (F9): every worker keeps every clone it inherited, as nginx's do (N1); False: a
     worker closes the other slots' clones after fork (the reference server). No property depends
-    on it and the verifier's record does not tell them apart; both are explored and proved."""
+    on it; both are explored and proved. The verifier pins it from discovery (profile key
+    ``reuseport_clones``): it decides how many sockets still listen once a worker is gone."""
     defer_accept: bool | None = None
     """TCP_DEFER_ACCEPT on the listeners (F6, K19): a connection is queued only once its first
     byte (or the defer timeout) arrives. None: either, for each connection (see Discussion)."""

@@ -311,7 +311,8 @@ FREEDOMS: dict[str, Freedom] = {
             "all (nginx, N1)",
             "only its own (the reference server)",
             "``Config.workers_keep_all_clones`` (both explored and proved; no property depends "
-            "on it, and the verifier's record does not tell them apart)",
+            "on it; the verifier takes it from discovery, ``--reuseport-clones``, since it "
+            "decides how many sockets still listen once a worker is gone)",
             Witness(
                 Config(mode=Mode.REUSEPORT, workers=2, workers_keep_all_clones=False),
                 _START,

@@ -9,8 +9,10 @@ Two ways to be a client, one vocabulary, the model's
 * :func:`probe` is the one-shot of ``forkshare trace``: connect, send, wait (bounded) for the first
   bytes, close.
 
-Outcomes: bytes from the server = ``served`` (a :class:`Client` also waits for them to start with
-``HTTP/`` or for the server to close after them); ECONNRESET (or EPIPE, ECONNABORTED) = ``reset``
+Outcomes: bytes from the server after the whole request = ``served`` (a :class:`Client` also waits
+for them to start with ``HTTP/`` or for the server to close after them); bytes before the request
+is complete are no answer: a server may say why it closes (a 408, or gunicorn's error page on a
+fast stop), and that connection is ``closed`` once the server closes it; ECONNRESET (or EPIPE, ECONNABORTED) = ``reset``
 (K8: the queue it sat in was closed); EOF without a byte = ``closed``; ECONNREFUSED = ``refused``
 (nothing listens); a connect that does not complete, or for :func:`probe` a first byte that does
 not come, = ``timeout`` (a SYN dropped on a full queue, K14, or a queue nobody serves, B6/B7).
@@ -47,6 +49,7 @@ class Client:
         self.final: str | None = None
         self.received = b""
         self.requested = False
+        """The client sent (or tried to send) the whole request: bytes are its answer."""
         self.sent = 0
         """Bytes of the request sent so far."""
         try:
@@ -96,10 +99,11 @@ class Client:
                 self._finish(_failed(error))
                 break
             if not chunk:
-                self._finish(Outcome.SERVED if self.received else Outcome.CLOSED)
+                answered = self.received and self.requested
+                self._finish(Outcome.SERVED if answered else Outcome.CLOSED)
                 break
             self.received += chunk
-        if self.final is None and self.received.startswith(b"HTTP/"):
+        if self.final is None and self.requested and self.received.startswith(b"HTTP/"):
             return Outcome.SERVED
         return self.final or Outcome.PENDING
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 
-from forkshare.conformance.observe.client import probe
+from forkshare.conformance.observe.client import Client, probe
+from forkshare.conformance.observe.deadline import poll_until
 from forkshare.conformance.observe.launch import free_port
 from forkshare.conformance.observe.procfs import Endpoint
 from forkshare.model.observation import Outcome
@@ -71,3 +72,34 @@ def test_a_close_without_a_byte_is_closed() -> None:
         result = probe(listener.getsockname()[1], request=b"", timeout=3)
         server.join(3)
     assert result.outcome == Outcome.CLOSED
+
+
+def _outcome_after(request_sent: bool) -> str:
+    """A :class:`Client` against a server that writes an error notice at once and closes."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = Client(listener.getsockname()[1])
+        if request_sent:
+            client.send_request()
+        conn, _ = listener.accept()
+        with conn:
+            if request_sent:
+                conn.recv(4096)  # unread bytes would turn the close into a reset
+            conn.sendall(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+        return poll_until(lambda: _final(client), timeout=3, interval=0.01) or "no verdict"
+
+
+def _final(client: Client) -> str | None:
+    outcome = client.outcome()
+    return None if outcome == Outcome.PENDING else outcome
+
+
+def test_bytes_before_the_request_is_sent_are_no_answer() -> None:
+    # gunicorn's fast stop writes an error page to a client that never sent a byte: the server
+    # closed that connection, it did not serve a request.
+    assert _outcome_after(request_sent=False) == Outcome.CLOSED
+
+
+def test_bytes_after_the_request_are_its_answer() -> None:
+    assert _outcome_after(request_sent=True) == Outcome.SERVED
