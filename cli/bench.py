@@ -92,11 +92,22 @@ def bench_explorer() -> list[Figure]:
         Figure(
             "explorer",
             "machine load (1-minute load average, before and after)",
-            f"{load_before:.1f} → {os.getloadavg()[0]:.1f} on {cores} cores: above the core "
-            "count, other processes took part of the time the wall-clock figures count",
+            f"{load_before:.1f} → {os.getloadavg()[0]:.1f} on {cores} cores: "
+            + _load_meaning(load_before, cores),
         )
     )
     return figures
+
+
+def _load_meaning(load_before: float, cores: int) -> str:
+    """What the load before the run says about the wall-clock figures (the bench's own
+    processes raise the load after it)."""
+    if load_before >= cores - 0.5:
+        return (
+            "busy before the run: other processes took part of the time the wall-clock "
+            "figures count"
+        )
+    return "idle enough before the run: the wall-clock figures are the bench's own"
 
 
 def _timed(run: Callable[[], Exploration]) -> tuple[Exploration, float]:
