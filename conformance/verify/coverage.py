@@ -29,6 +29,9 @@ class Coverage:
     """Internal actions on some path of the model that explains what was observed."""
     records: set[Abstract] = field(default_factory=set)
     """Distinct records the target showed."""
+    cut_short: list[str] = field(default_factory=list)
+    """Why random walks ended early: after that step the observations left more model states
+    open than the verifier follows (:data:`~forkshare.conformance.verify.machine.MAX_CLOSURE`)."""
 
     def environment_share(self) -> tuple[int, int]:
         """(environment actions performed, environment actions in the model)."""
@@ -44,10 +47,13 @@ class Coverage:
         """One line for the report."""
         env, env_total = self.environment_share()
         internal, internal_total = self.internal_share()
-        return (
+        line = (
             f"environment actions {env}/{env_total}, internal actions {internal}/"
             f"{internal_total}, distinct observed states {len(self.records)}"
         )
+        if self.cut_short:
+            line += f", random walks cut short {len(self.cut_short)} ({self.cut_short[0]})"
+        return line
 
     def to_json(self) -> dict[str, object]:
         """For ``--json``."""
@@ -59,4 +65,5 @@ class Coverage:
             "performed": dict(sorted(self.performed.items())),
             "inferred": sorted(self.inferred),
             "distinct_observed_states": len(self.records),
+            "walks_cut_short": list(self.cut_short),
         }

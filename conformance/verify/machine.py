@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
+from hypothesis import reject, target
 from hypothesis import strategies as st
-from hypothesis import target
 from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -310,7 +310,7 @@ class ForkshareMachine(RuleBasedStateMachine):
         if self.backend.drives_internal:
             self.states = frozenset({data.draw(st.sampled_from(sorted(successors, key=repr)))})
         else:
-            self.states = self.settled(successors)
+            self.states = self._settled_or_cut(successors)
             if not self.states:
                 self.unexplained(
                     f"after {action.name}{args} the target shows a state the model does not allow"
@@ -333,6 +333,18 @@ class ForkshareMachine(RuleBasedStateMachine):
             observed=last.record.describe() if last is not None else "",
             allowed=sorted(r.describe() for r in last.allowed) if last is not None else [],
         )
+
+    def _settled_or_cut(self, states: frozenset[System]) -> frozenset[System]:
+        """:meth:`settled`; in a random walk, a closure too large to follow ends the walk: it is
+        noted in the coverage and Hypothesis starts the next one (a verdict, not a crash). A
+        scenario or a replay (outside Hypothesis) raises."""
+        try:
+            return self.settled(states)
+        except ClosureTooLargeError as error:
+            if not currently_in_test_context():
+                raise
+            self.backend.coverage.cut_short.append(str(error))
+            reject()
 
     def settled(self, states: frozenset[System]) -> frozenset[System]:
         """The closure of ``states`` over internal actions, filtered by what the backend

@@ -36,6 +36,7 @@ from typing import Any, cast
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
+from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition, Unsatisfiable
 from hypothesis.stateful import run_state_machine_as_test
 
 from forkshare.conformance.observe.deadline import poll_until
@@ -43,6 +44,7 @@ from forkshare.conformance.observe.observer import ServerSnapshot
 from forkshare.conformance.observe.role import Role as ObservedRole
 from forkshare.conformance.verify.abstraction import of_state
 from forkshare.conformance.verify.coverage import Coverage
+from forkshare.conformance.verify.errors import ClosureTooLargeError
 from forkshare.conformance.verify.machine import (
     SETTLE,
     UNEXPLAINED,
@@ -505,11 +507,17 @@ class _Run:
             )
         except NonconformanceError:
             raise
+        except Unsatisfiable:
+            # Every walk was cut short (noted in the coverage): the scenarios still judged.
+            if not any(b.coverage.cut_short for b in self.backends):
+                raise
         except Exception as error:  # Hypothesis may wrap a flaky failure in a group
             failure = _nonconformance(error)
-            if failure is None:
+            if failure is not None:
+                raise failure from None
+            if not is_divergence(error):
                 raise
-            raise failure from None
+            self.result.coverage.cut_short.append(DIVERGED)
 
     def violation(self, failure: NonconformanceError) -> Violation:
         """The report of ``failure``: an unexplained one is diagnosed through the alternatives."""
@@ -538,6 +546,7 @@ class _Run:
             coverage.performed.update(backend.coverage.performed)
             coverage.inferred |= backend.coverage.inferred
             coverage.records |= backend.coverage.records
+            coverage.cut_short.extend(backend.coverage.cut_short)
 
 
 def fitting(config: Config) -> Iterator[Scenario]:
@@ -584,6 +593,25 @@ def _settings(plan: Plan) -> settings:
         derandomize=plan.derandomize,
         verbosity=Verbosity.quiet,
     )
+
+
+DIVERGED = (
+    "Hypothesis stopped the random walks: replaying one, the target answered differently (a "
+    "real server is not deterministic); the scenarios and the walks before it were judged"
+)
+
+
+def is_divergence(error: BaseException) -> bool:
+    """True when ``error`` says only that Hypothesis saw a replayed walk go another way (its
+    draws depend on what the target did), with no failure of ours or the target's inside."""
+    if isinstance(error, FlakyStrategyDefinition):
+        return True
+    if isinstance(error, FlakyFailure):
+        return all(
+            is_divergence(inner) or isinstance(inner, ClosureTooLargeError)
+            for inner in error.exceptions
+        )
+    return False
 
 
 def _nonconformance(error: BaseException) -> NonconformanceError | None:

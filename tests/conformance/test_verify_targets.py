@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from forkshare.conformance.verify import machine
 from forkshare.conformance.verify.profile import Profile, load_bundled
 from forkshare.conformance.verify.scenarios import SCENARIO_BOUNDS, SCENARIOS
 from forkshare.conformance.verify.verify import Plan, Result, config_for, settle_claim, verify
@@ -85,3 +86,17 @@ def test_gunicorn_reuse_port_loses_connections_queued_on_a_killed_worker() -> No
     assert result.violation is not None, "no client was hashed to the killed worker in 4 runs"
     assert result.violation.prop == "no_queued_connection_lost", _explained(result)
     assert "reset when listener" in result.violation.message
+
+
+def test_a_walk_the_model_cannot_follow_is_cut_short_and_noted_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With a closure cap of 2 states, the first step that leaves more model states open ends
+    # the walk: the run still ends in a verdict and says how many walks were cut short.
+    monkeypatch.setattr(machine, "MAX_CLOSURE", 2)
+    plan = Plan(examples=2, steps=6, scenarios=False, discover=False, derandomize=True)
+    result = verify(load_bundled("forkshare-exclusive"), plan)
+    assert result.verdict == "conforms", _explained(result)
+    assert result.coverage.cut_short
+    assert "more than 2 states" in result.coverage.cut_short[0]
+    assert "random walks cut short" in result.coverage.describe()
