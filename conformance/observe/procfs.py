@@ -131,6 +131,15 @@ class ProcStatus:
     threads: int
     voluntary_ctxt_switches: int
     nonvoluntary_ctxt_switches: int
+    state: str = "?"
+    """The one-letter scheduler state (``S`` sleeping, ``R`` running, ``D``, ``T``, ``Z`` …)."""
+    pending: int = 0
+    """Signals pending for the process or its thread (``SigPnd | ShdPnd``): bit ``n - 1`` is
+    signal ``n``."""
+
+    def has_pending(self, signum: int) -> bool:
+        """True while signal ``signum`` waits to be delivered (blocked, or not yet scheduled)."""
+        return bool(self.pending & (1 << (signum - 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +348,8 @@ def parse_status(text: str) -> ProcStatus:
             threads=int(values["Threads"]),
             voluntary_ctxt_switches=int(values["voluntary_ctxt_switches"]),
             nonvoluntary_ctxt_switches=int(values["nonvoluntary_ctxt_switches"]),
+            state=values.get("State", "?")[:1] or "?",
+            pending=int(values.get("SigPnd", "0"), 16) | int(values.get("ShdPnd", "0"), 16),
         )
     except (KeyError, IndexError, ValueError) as error:
         raise ProcFormatError(f"/proc/PID/status lacks a usable {error}") from None

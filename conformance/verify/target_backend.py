@@ -19,6 +19,15 @@ Discussion:
     process gets the signal does, and every choice inside one category is symmetric for the
     model.
 
+    *A master takes its signal before the next step.* The model performs a master's whole
+    reaction to a signal in the step that sends it. A real master reacts later: its handler sets
+    a flag that its loop reads, or it blocks its signals across a re-exec (K20) and only then
+    forks the reload's new generation. A second signal sent in that window (a stop right after
+    a reload) would show the reload's work after the stop, which the model forbids though the
+    server lost nothing. So after signalling a master the performer waits, up to
+    :data:`MASTER_TAKES_SIGNAL` seconds, until the signal is no longer pending and the master
+    sleeps again (twice in a row); a master that never sleeps only costs that time.
+
     *Settling.* A real server reaches the model's next state through internal steps we do not
     see, at its own pace. Polling until the record is allowed *and* quiet for ``quiet`` seconds
     accepts intermediate states the model also allows (a worker not yet respawned); the
@@ -39,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forkshare.conformance.observe.client import Client
-from forkshare.conformance.observe.deadline import wait_until
+from forkshare.conformance.observe.deadline import poll_until, wait_until
 from forkshare.conformance.observe.errors import (
     NoSuchProcessError,
     NothingListensError,
@@ -47,7 +56,7 @@ from forkshare.conformance.observe.errors import (
 )
 from forkshare.conformance.observe.launch import RunningTarget, free_port, launch
 from forkshare.conformance.observe.observer import ServerSnapshot, snapshot
-from forkshare.conformance.observe.procfs import read_lock_holders, read_stat
+from forkshare.conformance.observe.procfs import read_lock_holders, read_stat, read_status
 from forkshare.conformance.observe.role import Role
 from forkshare.conformance.verify.abstraction import Abstract, of_state, record, role_in, role_of
 from forkshare.conformance.verify.coverage import Coverage
@@ -548,6 +557,34 @@ def _signal(signal_of: Callable[[Profile], int]) -> Performer:
     return perform
 
 
+MASTER_TAKES_SIGNAL = 2.0
+"""Seconds a master is given to take a signal and sleep again before the next step (Discussion)."""
+
+
+def _master_signal(signal_of: Callable[[Profile], int]) -> Performer:
+    """:func:`_signal` to a master, then a bounded wait until it took the signal (Discussion)."""
+    send = _signal(signal_of)
+
+    def perform(backend: TargetBackend, args: tuple[int, ...], states: frozenset[System]) -> bool:
+        if not send(backend, args, states):
+            return False
+        pid, signum, idle = backend._signalled, signal_of(backend.profile), [0]
+
+        def took_it() -> bool:
+            status = read_status(pid)
+            if status is None or status.state in "ZX":
+                calm = True  # gone: nothing more to wait for
+            else:
+                calm = status.state == "S" and not status.has_pending(signum)
+            idle[0] = idle[0] + 1 if calm else 0
+            return idle[0] >= 2
+
+        poll_until(took_it, MASTER_TAKES_SIGNAL, interval=0.01)
+        return True
+
+    return perform
+
+
 PERFORMERS: dict[str, Performer] = {
     "start_master": _start_master,
     "connect": _connect,
@@ -556,10 +593,10 @@ PERFORMERS: dict[str, Performer] = {
     "kill_worker": _signal(lambda _: signal.SIGKILL),
     "stop_worker": _signal(lambda _: signal.SIGSTOP),
     "continue_worker": _signal(lambda _: signal.SIGCONT),
-    "reload": _signal(lambda profile: profile.reload_signal),
-    "graceful_shutdown": _signal(lambda profile: profile.graceful_signal),
-    "fast_shutdown": _signal(lambda profile: profile.fast_signal),
-    "upgrade": _signal(lambda profile: profile.upgrade_signal or signal.SIGUSR2),
+    "reload": _master_signal(lambda profile: profile.reload_signal),
+    "graceful_shutdown": _master_signal(lambda profile: profile.graceful_signal),
+    "fast_shutdown": _master_signal(lambda profile: profile.fast_signal),
+    "upgrade": _master_signal(lambda profile: profile.upgrade_signal or signal.SIGUSR2),
     "kill_master": _signal(lambda _: signal.SIGKILL),
 }
 """How each environment action of :data:`~forkshare.model.actions.ACTIONS` is performed on a real
