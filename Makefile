@@ -29,7 +29,8 @@ help:
 $(STAMP): pyproject.toml $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,docs]' --config-settings editable_mode=strict
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[test,lint,docs]' \
+		--config-settings editable_mode=strict
 	touch $(STAMP)
 
 install: $(STAMP)
