@@ -120,23 +120,22 @@ def test_the_matrix_covers_at_least_three_correct_and_twelve_defective_servers()
 
 RELOAD_THEN_STOP = (
     ("start_master", ()),
-    ("kill_worker", (3,)),
+    ("stop_worker", (2,)),
     ("stop_worker", (3,)),
-    ("kill_worker", (2,)),
-    ("stop_worker", (4,)),
     ("reload", (1,)),
     ("graceful_shutdown", (1,)),
-    ("continue_worker", (3,)),
+    ("continue_worker", (2,)),
 )
-"""A random walk that once made a false alarm on ``reexec_master``: the stop came while the
-re-executed master still had its signals blocked, and it forked the reload's generation after
-the stop. The verifier now lets a master take one signal before it sends the next."""
+"""The core of a random walk that once made a false alarm on ``reexec_master``: the stop came
+while the re-executed master still had its signals blocked, and it forked the reload's
+generation after the stop. The verifier now lets a master take one signal before it sends the
+next. (Without that wait, about one replay in three was reported as unexplained.)"""
 
 
 def test_a_stop_sent_right_after_a_re_exec_reload_is_no_false_alarm() -> None:
     profile = profile_of("reexec_master")
     claim = settle_claim(profile, 2, discover=True)
     config = config_for(claim.profile, 2, DEFAULT_BOUNDS, claim.mode, claim.private_reuseport)
-    for run in range(1, 4):
+    for run in range(1, 6):
         result = verify(claim.profile, Plan(discover=False), replay=RELOAD_THEN_STOP, config=config)
         assert result.verdict == "conforms", f"run {run}: {explain(result)}"
