@@ -167,6 +167,8 @@ def orphans_alive(history: Sequence[Moment], ctx: Context) -> str | None:
     if ctx.parent_death is not ParentDeath.WORKERS_EXIT:
         return None
     view = _view(history)
+    if _anything_stopped(view):
+        return None  # a stopped worker may hold what the orphans wait for (an flock mutex)
     busy = {c.owner for c in view.clients if c.outcome == Outcome.PENDING and c.owner}
     stopping = _asked(history, "graceful_shutdown", "fast_shutdown")
     parents = _first_parents(history)
