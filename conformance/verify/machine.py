@@ -357,8 +357,8 @@ class ForkshareMachine(RuleBasedStateMachine):
         if paths is None:
             raise ClosureTooLargeError(
                 f"after {self.steps[-1] if self.steps else 'the start'} the model allows more "
-                f"than {MAX_CLOSURE} states; pin defer_accept in the profile (--defer-accept on "
-                "or off) or verify fewer workers"
+                f"than {MAX_CLOSURE} states: pin what the profile leaves open (--mode, "
+                "--defer-accept, --reuseport-clones) or verify fewer workers (--workers)"
             )
         allowed = self.backend.allowed(frozenset(paths))
         self.backend.coverage.inferred |= actions_on_paths(paths, allowed)
